@@ -1,0 +1,125 @@
+"""`baton serve | migrate`: the operator's entry points.
+
+Every failure to start ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.errors import ConfigError
+
+log = logging.getLogger("baton")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        k: v
+        for k, v in {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "database_url": getattr(args, "database_url", None),
+            "data_dir": getattr(args, "data_dir", None),
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+        _ = settings.database  # parse the URL now, so a bad one fails here
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting BATON_{field.upper()}: {first['msg']}") from None
+    return settings
+
+
+async def _migrate(settings: Settings) -> None:
+    from app.store.db import Database, check_reachable
+    from app.store.migrate import upgrade
+
+    db = Database(settings.database, pool_size=1)
+    try:
+        await check_reachable(db)
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    print(f"database at {settings.database.safe()} is up to date")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    log.info(
+        "serving on http://%s:%s (database %s)",
+        settings.host,
+        settings.port,
+        settings.database.safe(),
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        # The app's own counters; uvicorn's access log would double the work per request.
+        access_log=settings.log_level == "DEBUG",
+    )
+
+
+def _add_db_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", help="overrides BATON_DATABASE_URL")
+    p.add_argument("--data-dir", help="overrides BATON_DATA_DIR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton", description="Baton workflow server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations, then serve the API")
+    serve.add_argument("--host", help="overrides BATON_HOST")
+    serve.add_argument("--port", type=int, help="overrides BATON_PORT")
+    _add_db_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    _add_db_options(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        level = Settings().log_level
+    except ValidationError:
+        level = "INFO"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin and step at INFO; only its problems matter to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        args.func(args)
+    except ConfigError as exc:
+        print(f"baton: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The few statements that differ between SQLite and Postgres, behind one interface.
+
+Everything else in the store is dialect-neutral SQLAlchemy Core. Later features add the
+queries that must differ (claiming work with SKIP LOCKED, notifications) here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+class DialectOps(Protocol):
+    name: str
+
+    def upsert(
+        self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]
+    ) -> sa.Executable: ...
+
+
+class _OnConflictOps:
+    """Both dialects spell upsert as INSERT ... ON CONFLICT; only the construct differs."""
+
+    def __init__(self, name: str, insert: Callable[[sa.Table], Any]) -> None:
+        self.name = name
+        self._insert = insert
+
+    def upsert(
+        self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]
+    ) -> sa.Executable:
+        stmt = self._insert(table).values(values)
+        result: sa.Executable = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+        )
+        return result
+
+
+def dialect_ops(name: str) -> DialectOps:
+    if name == "sqlite":
+        return _OnConflictOps("sqlite", sqlite.insert)
+    return _OnConflictOps("postgresql", postgresql.insert)

@@ -1,0 +1,213 @@
+"""Fixtures: a fresh database per test on each backend, an in-process API client, and a
+real `baton serve` process for end-to-end tests.
+
+SQLite always runs. Postgres runs too when BATON_TEST_POSTGRES_URL is set: each test gets
+its own database cloned from a migrated template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.clock import ManualClock
+from app.config import Settings
+from app.main import create_app
+from app.store.db import Database
+from app.store.migrate import upgrade
+from app.store.urls import parse_database_url
+
+POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pg_dsn(database: str | None = None) -> str:
+    url = make_url(POSTGRES_URL)
+    if database:
+        url = url.set(database=database)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn())
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _migrate(url: str) -> None:
+    db = Database(parse_database_url(url), pool_size=1)
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+@dataclass
+class Templates:
+    sqlite_file: Path | None = None
+    pg_database: str | None = None
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    """Migrate once per session; each test copies the result (a file, or a template DB)."""
+    t = Templates()
+    sqlite_file = tmp_path_factory.mktemp("template") / "baton.db"
+    asyncio.run(_migrate(f"sqlite:///{sqlite_file}"))
+    t.sqlite_file = sqlite_file
+    if POSTGRES_URL:
+        name = f"baton_tpl_{os.getpid()}"
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_migrate(_pg_dsn(name)))
+        t.pg_database = name
+    yield t
+    if t.pg_database:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{t.pg_database}" WITH (FORCE)'))
+
+
+def fresh_database_url(backend: str, templates: Templates, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        assert templates.sqlite_file is not None
+        target = tmp_path / "baton.db"
+        shutil.copyfile(templates.sqlite_file, target)
+        yield f"sqlite:///{target}"
+        return
+    name = f"baton_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{templates.pg_database}"'))
+    try:
+        yield _pg_dsn(name)
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def database_url(backend: str, templates: Templates, tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database_url(backend, templates, tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, instance_id="test-instance")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(parse_database_url(database_url), pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client over ASGI, with the app's lifespan running."""
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://baton.test") as c:
+            yield c
+
+
+# -- a real server process --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(
+    database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
+    port = free_port()
+    env = {
+        **os.environ,
+        "BATON_DATABASE_URL": database_url,
+        "BATON_DATA_DIR": str(data_dir),
+        "BATON_HOST": "127.0.0.1",
+        "BATON_PORT": str(port),
+        **(extra_env or {}),
+    }
+    log_path = data_dir / f"server-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"baton serve exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"baton serve did not become healthy in 30s:\n{server.log()}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(database_url, tmp_path)
+    try:
+        yield proc
+    finally:
+        stop_server(proc)
