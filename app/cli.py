@@ -1,4 +1,4 @@
-"""`baton serve | migrate`: the operator's entry points.
+"""`baton serve | migrate | keys create`: the operator's entry points.
 
 Every failure to start ends in one line on stderr and a non-zero exit, never a traceback.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from app.auth.permissions import Role
 from app.config import Settings
 from app.errors import ConfigError
 
@@ -81,6 +83,32 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+async def _create_key(settings: Settings, app_name: str, roles: list[Role]) -> tuple[str, str]:
+    from app.auth.service import AuthService
+    from app.clock import SystemClock
+    from app.store.db import Database, check_reachable
+    from app.store.migrate import upgrade
+
+    db = Database(settings.database, pool_size=1)
+    try:
+        await check_reachable(db)
+        await upgrade(db)
+        return await AuthService(db, SystemClock(), settings).create_key_for(app_name, roles)
+    finally:
+        await db.dispose()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    """Print a new access key as JSON on stdout (the only place its secret ever appears)."""
+    settings = _settings(args)
+    app_name = args.app.strip()
+    if not app_name or len(app_name) > 255:
+        raise ConfigError("--app must be a name of 1 to 255 characters")
+    roles = [Role(r) for r in dict.fromkeys(args.role or [])]
+    key_id, secret = asyncio.run(_create_key(settings, app_name, roles))
+    print(json.dumps({"keyId": key_id, "keySecret": secret}))
+
+
 def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="overrides BATON_DATABASE_URL")
     p.add_argument("--data-dir", help="overrides BATON_DATA_DIR")
@@ -99,6 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _add_db_options(migrate)
     migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage access keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser(
+        "create",
+        help="create an access key (and the application, if missing); print it as JSON",
+    )
+    create.add_argument("--app", required=True, help="application name")
+    create.add_argument(
+        "--role",
+        action="append",
+        choices=[r.value for r in Role],
+        help="role to give the application (repeatable)",
+    )
+    _add_db_options(create)
+    create.set_defaults(func=cmd_keys_create)
     return parser
 
 

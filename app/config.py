@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.store.urls import DatabaseURL, parse_database_url
@@ -27,11 +27,46 @@ class Settings(BaseSettings):
     instance_id: str = ""
     metrics_enabled: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # How often timers (task and workflow timeouts) are checked; they are also checked on
+    # every change to a workflow.
+    sweep_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+    # Background loops (timer sweeps, system-task runner). Tests switch them off to drive
+    # time by hand.
+    background_enabled: bool = True
+    # Authentication (Orkes-style applications, access keys and /api/token).
+    auth_enabled: bool = True
+    # Seed the bootstrap admin access key instead of generating one (containers).
+    admin_key_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
+    admin_key_secret: SecretStr | None = Field(default=None, validate_default=True)
+    # Clients refresh every 45 minutes; tokens must outlive that comfortably.
+    token_ttl_seconds: int = Field(default=7200, ge=1, le=31 * 24 * 3600)
+    # Overrides the signing key Baton keeps in the database (shared by every process).
+    token_signing_key: SecretStr | None = None
+    # true: /metrics is open; false: it needs a token like every other endpoint.
+    metrics_public: bool = True
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("admin_key_secret")
+    @classmethod
+    def _admin_key_pair(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        key_id = info.data.get("admin_key_id", "")
+        secret = v.get_secret_value() if v is not None else ""
+        if bool(key_id) != bool(secret):
+            raise ValueError("BATON_ADMIN_KEY_ID and BATON_ADMIN_KEY_SECRET must be set together")
+        if secret and len(secret) < 16:
+            raise ValueError("must be at least 16 characters long")
+        return v if secret else None
+
+    @field_validator("token_signing_key")
+    @classmethod
+    def _signing_key_length(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters long")
+        return v
 
     @cached_property
     def database(self) -> DatabaseURL:

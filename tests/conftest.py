@@ -15,15 +15,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from app.auth import passwords
+from app.auth.permissions import Role
 from app.clock import ManualClock
 from app.config import Settings
 from app.main import create_app
@@ -34,6 +38,18 @@ from app.store.urls import parse_database_url
 POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The admin access key every test server and in-process app is seeded with.
+ADMIN_KEY_ID = "test-admin-key"
+ADMIN_KEY_SECRET = "test-admin-secret-for-tests-only"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_secret_hashing() -> Iterator[None]:
+    """Hash access key secrets at a test-only cost in-process; stored hashes carry their own
+    parameters, so verification is unaffected. Server processes keep the real cost."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(passwords, "SCRYPT_N", 2**8)
+        yield
 
 
 def _pg_dsn(database: str | None = None) -> str:
@@ -116,7 +132,15 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, instance_id="test-instance")
+    # No background loops in-process: tests move the ManualClock and sweep by hand.
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        instance_id="test-instance",
+        background_enabled=False,
+        admin_key_id=ADMIN_KEY_ID,
+        admin_key_secret=SecretStr(ADMIN_KEY_SECRET),
+    )
 
 
 @pytest.fixture
@@ -128,14 +152,91 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
+class TokenAuth(httpx.Auth):
+    """X-Authorization with a token from POST /api/token, fetched on first use and again when
+    the server answers EXPIRED_TOKEN (tests move the clock past a token's lifetime). A request
+    that carries its own X-Authorization or Authorization header is sent as it is. With
+    authentication disabled (/api/token answers 404) no header is sent."""
+
+    requires_response_body = True
+
+    def __init__(self, key_id: str, key_secret: str) -> None:
+        self.key_id = key_id
+        self.key_secret = key_secret
+        self.token: str | None = None
+
+    def _token_request(self, request: httpx.Request) -> httpx.Request:
+        body = {"keyId": self.key_id, "keySecret": self.key_secret}
+        return httpx.Request(
+            "POST", request.url.copy_with(path="/api/token", query=None), json=body
+        )
+
+    def _fetch(self, response: httpx.Response) -> None:
+        if response.status_code == 404:
+            self.token = ""
+            return
+        assert response.status_code == 200, response.text
+        self.token = response.json()["token"]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "x-authorization" in request.headers or "authorization" in request.headers:
+            yield request
+            return
+        if self.token is None:
+            self._fetch((yield self._token_request(request)))
+        if self.token:
+            request.headers["X-Authorization"] = self.token
+        response = yield request
+        expired = response.status_code == 401 and "EXPIRED_TOKEN" in response.text
+        if expired:
+            self._fetch((yield self._token_request(request)))
+            request.headers["X-Authorization"] = self.token or ""
+            yield request
+
+
 @pytest.fixture
-async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client over ASGI, with the app's lifespan running."""
+async def api_app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running (bootstrap included)."""
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://baton.test") as c:
-            yield c
+        yield app
+
+
+def asgi_client(app: FastAPI, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://baton.test", auth=auth)
+
+
+@pytest.fixture
+async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client over ASGI, authenticated as the seeded ADMIN application."""
+    async with asgi_client(api_app, TokenAuth(ADMIN_KEY_ID, ADMIN_KEY_SECRET)) as c:
+        yield c
+
+
+@pytest.fixture
+async def anon_client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The same app, with no token unless a request sets one."""
+    async with asgi_client(api_app) as c:
+        yield c
+
+
+TokenFor = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def token_for(api_app: FastAPI, anon_client: httpx.AsyncClient) -> TokenFor:
+    """`await token_for(Role.WORKER, ...)`: a token of a new application with those roles."""
+
+    async def make(*roles: Role) -> str:
+        auth = api_app.state.services.auth
+        key_id, secret = await auth.create_key_for(f"app-{uuid.uuid4().hex[:8]}", list(roles))
+        response = await anon_client.post("/api/token", json={"keyId": key_id, "keySecret": secret})
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]
+        return token
+
+    return make
 
 
 # -- a real server process --------------------------------------------------------------
@@ -153,9 +254,22 @@ class ServerProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    admin_key_id: str = ADMIN_KEY_ID
+    admin_key_secret: str = ADMIN_KEY_SECRET
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def token(self) -> str:
+        """A token for the seeded ADMIN access key."""
+        body = {"keyId": self.admin_key_id, "keySecret": self.admin_key_secret}
+        response = httpx.post(f"{self.url}/api/token", json=body, timeout=10)
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-Authorization": self.token()}
 
 
 def start_server(
@@ -168,6 +282,8 @@ def start_server(
         "BATON_DATA_DIR": str(data_dir),
         "BATON_HOST": "127.0.0.1",
         "BATON_PORT": str(port),
+        "BATON_ADMIN_KEY_ID": ADMIN_KEY_ID,
+        "BATON_ADMIN_KEY_SECRET": ADMIN_KEY_SECRET,
         **(extra_env or {}),
     }
     log_path = data_dir / f"server-{port}.log"
@@ -179,7 +295,13 @@ def start_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log_path)
+    server = ServerProcess(
+        f"http://127.0.0.1:{port}",
+        proc,
+        log_path,
+        admin_key_id=env["BATON_ADMIN_KEY_ID"],
+        admin_key_secret=env["BATON_ADMIN_KEY_SECRET"],
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import ServicesDep
+from app.auth.permissions import Permission, require
+from app.config import Settings
 from app.errors import NotFound
 
 router = APIRouter(tags=["health"])
@@ -29,7 +31,17 @@ async def health(services: ServicesDep) -> Response:
     return JSONResponse({"healthy": True, "healthResults": [{"name": "database", "healthy": True}]})
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def _metrics_public(settings: Settings) -> bool:
+    return settings.metrics_public
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    include_in_schema=False,
+    # Open unless BATON_METRICS_PUBLIC=false; then a token with METRICS_READ (USER and up).
+    dependencies=[require(Permission.METRICS_READ, open_if=_metrics_public)],
+)
 async def metrics(services: ServicesDep) -> Response:
     if not services.settings.metrics_enabled:
         raise NotFound("Metrics are disabled (BATON_METRICS_ENABLED=false)")

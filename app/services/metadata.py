@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from app.clock import Clock
@@ -35,6 +36,8 @@ class MetadataService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # Called after a task definition changes, so caches in this process drop it at once.
+        self.on_task_def_change: Callable[[str | None], None] = lambda _name: None
 
     # -- task definitions -------------------------------------------------------------
 
@@ -55,6 +58,7 @@ class MetadataService:
                 )
                 assert td.name is not None
                 await repo.upsert_task_def(conn, self.db.ops, td.name, stored.to_json(), now)
+        self.on_task_def_change(None)
 
     async def update_task_def(self, td: TaskDef, user: str | None = None) -> None:
         _check_all([task_def_errors(td)], indexed=False)
@@ -73,6 +77,7 @@ class MetadataService:
                 }
             )
             await repo.update_task_def(conn, td.name, stored.to_json(), now)
+        self.on_task_def_change(td.name)
 
     async def get_task_def(self, name: str) -> Json:
         async with self.db.read() as conn:
@@ -89,6 +94,7 @@ class MetadataService:
         async with self.db.write() as conn:
             if not await repo.delete_task_def(conn, name):
                 raise NotFound(f"No such task definition: {name}")
+        self.on_task_def_change(name)
 
     # -- workflow definitions ---------------------------------------------------------
 

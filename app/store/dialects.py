@@ -20,6 +20,16 @@ class DialectOps(Protocol):
         self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]
     ) -> sa.Executable: ...
 
+    def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the selected rows for this transaction (Postgres); SQLite's single writer
+        already serialises every write transaction."""
+        ...
+
+    def skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the selected rows, passing over rows another transaction holds, so several
+        processes claim disjoint work."""
+        ...
+
 
 class _OnConflictOps:
     """Both dialects spell upsert as INSERT ... ON CONFLICT; only the construct differs."""
@@ -27,6 +37,13 @@ class _OnConflictOps:
     def __init__(self, name: str, insert: Callable[[sa.Table], Any]) -> None:
         self.name = name
         self._insert = insert
+        self._row_locks = name == "postgresql"
+
+    def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update() if self._row_locks else query
+
+    def skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update(skip_locked=True) if self._row_locks else query
 
     def upsert(
         self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]

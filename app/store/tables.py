@@ -36,3 +36,134 @@ workflow_defs = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=True),
 )
+
+# -- authentication ---------------------------------------------------------------------
+# Applications hold roles and access keys; a key's secret is stored only as a salted hash.
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("updated_by", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+application_roles = sa.Table(
+    "application_roles",
+    metadata,
+    sa.Column(
+        "application_id",
+        sa.String(64),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(32), primary_key=True),
+)
+
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "application_id",
+        sa.String(64),
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("secret_hash", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Keys the server itself needs (the JWT signing key), shared by every process on one database.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# -- executions -------------------------------------------------------------------------
+# Each row keeps the full Conductor-shaped document in `doc` (JSON text); the columns beside
+# it are copies of the fields the engine and search filter on, written by the same function.
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("workflow_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("correlation_id", sa.String(255), nullable=True, index=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("parent_workflow_id", sa.String(36), nullable=True, index=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    # When the workflow's own timeout must be checked; NULL when it has none.
+    sa.Column("timeout_at", sa.BigInteger, nullable=True, index=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    # The definition the workflow runs, as JSON text: edits to the stored def do not
+    # change a running workflow, and the text doubles as the parse-cache key.
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Index("ix_workflows_name_status", "name", "status"),
+    sa.UniqueConstraint("name", "idempotency_key"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("task_id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(36), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("ref_name", sa.String(255), nullable=False),
+    sa.Column("task_type", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("scheduled_time", sa.BigInteger, nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=True),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("update_time", sa.BigInteger, nullable=False),
+    # When a timeout clock of this task runs out; NULL when none runs.
+    sa.Column("timeout_at", sa.BigInteger, nullable=True, index=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Index("ix_tasks_workflow_id_seq", "workflow_id", "seq"),
+    sa.Index("ix_tasks_task_type_status", "task_type", "status"),
+)
+
+# One table for every queue: worker task queues ([domain:]taskType), Baton's own system task
+# queue (_sys:<TYPE>). A row is due once due_at <= now. Worker polls delete the row (Conductor
+# acks on poll); system runners push due_at forward as a lease and delete it when done.
+queue = sa.Table(
+    "queue",
+    metadata,
+    sa.Column("queue_name", sa.String(255), primary_key=True),
+    sa.Column("item_id", sa.String(36), primary_key=True),
+    sa.Column("due_at", sa.BigInteger, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Index("ix_queue_queue_name_due_at", "queue_name", "due_at"),
+)
+
+task_logs = sa.Table(
+    "task_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.String(36), nullable=False, index=True),
+    sa.Column("log", sa.Text, nullable=False),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+)
+
+poll_data = sa.Table(
+    "poll_data",
+    metadata,
+    sa.Column("queue_name", sa.String(255), primary_key=True),
+    sa.Column("domain", sa.String(255), primary_key=True),  # '' when none
+    sa.Column("worker_id", sa.String(255), nullable=True),
+    sa.Column("last_poll_time", sa.BigInteger, nullable=False),
+)

@@ -35,6 +35,10 @@ class DatabaseURL:
     def sqlite_path(self) -> str | None:
         return self.url.database if self.is_sqlite else None
 
+    def libpq_dsn(self) -> str:
+        """The URL as asyncpg.connect() takes it (for the LISTEN connection)."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def safe(self) -> str:
         """The URL with any password hidden, for logs and error messages."""
         return self.url.render_as_string(hide_password=True)

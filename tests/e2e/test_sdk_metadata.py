@@ -1,9 +1,13 @@
-"""The official conductor-python SDK's MetadataClient works against a real Baton process."""
+"""The official conductor-python SDK's MetadataClient works against a real Baton process,
+authenticated with an access key as against Orkes."""
 
 from __future__ import annotations
 
 import pytest
 from conductor.client.configuration.configuration import Configuration
+from conductor.client.configuration.settings.authentication_settings import (
+    AuthenticationSettings,
+)
 from conductor.client.http.models.task_def import TaskDef
 from conductor.client.http.models.workflow_def import WorkflowDef
 from conductor.client.http.models.workflow_task import WorkflowTask
@@ -15,7 +19,10 @@ from tests.conftest import ServerProcess
 
 @pytest.fixture
 def metadata_client(server: ServerProcess) -> OrkesMetadataClient:
-    return OrkesMetadataClient(Configuration(server_api_url=f"{server.url}/api"))
+    auth = AuthenticationSettings(key_id=server.admin_key_id, key_secret=server.admin_key_secret)
+    return OrkesMetadataClient(
+        Configuration(server_api_url=f"{server.url}/api", authentication_settings=auth)
+    )
 
 
 def _workflow(description: str) -> WorkflowDef:

@@ -1,0 +1,1 @@
+"""Authentication and access: applications, access keys, /api/token, roles and permissions."""

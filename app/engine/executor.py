@@ -1,0 +1,488 @@
+"""The executor: every change to a workflow happens here, inside one write transaction that
+loads the workflow (locked on Postgres), applies the change, runs the decider until nothing
+more happens, and writes the new state and the work it creates together.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import Clock
+from app.engine import decider
+from app.engine.catalog import TaskDefCache
+from app.engine.definition import DefIndex, index_for
+from app.engine.model import (
+    T_CANCELED,
+    T_IN_PROGRESS,
+    T_SCHEDULED,
+    WF_FAILED,
+    WF_RUNNING,
+    WF_TERMINATED,
+    WF_TIMED_OUT,
+    Json,
+    TaskRecord,
+    WorkflowRecord,
+    new_id,
+)
+from app.engine.notify import CHANNEL, Notifier
+from app.errors import BadRequest, Conflict, NotFound
+from app.schemas.metadata import WorkflowDef
+from app.store import executions as store
+from app.store import metadata as meta_repo
+from app.store.db import Database
+
+log = logging.getLogger("baton.engine")
+
+# A decide loop that has not settled after this many rounds is a definition bug (a loop
+# of instant tasks); stopping keeps one workflow from holding the writer forever.
+MAX_DECIDE_ROUNDS = 200
+SYSTEM_QUEUE_PREFIX = "_sys:"
+# How long a domain counts as having live workers after their last poll (Conductor: 10 s).
+ACTIVE_WORKER_MS = 10_000
+
+
+@dataclass
+class Unit:
+    """One workflow loaded for change inside a write transaction."""
+
+    wf: WorkflowRecord
+    definition_json: str
+    index: DefIndex
+    tasks: list[TaskRecord]
+    new: list[TaskRecord] = field(default_factory=list)
+    dirty: dict[str, TaskRecord] = field(default_factory=dict)
+    queue_push: list[tuple[str, str, int, int]] = field(default_factory=list)
+    queue_remove: list[str] = field(default_factory=list)
+    notify: set[str] = field(default_factory=set)
+    logs: list[tuple[str, str, int]] = field(default_factory=list)
+    started_children: list[str] = field(default_factory=list)
+
+    @property
+    def definition(self) -> WorkflowDef:
+        return self.index.definition
+
+    def touch(self, task: TaskRecord) -> None:
+        if all(t is not task for t in self.new):
+            self.dirty[task.taskId] = task
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        return next((t for t in self.tasks if t.taskId == task_id), None)
+
+
+@dataclass
+class StartRequest:
+    name: str
+    version: int | None = None
+    input: Json = field(default_factory=dict)
+    correlationId: str | None = None
+    priority: int = 0
+    taskToDomain: dict[str, str] = field(default_factory=dict)
+    workflowDef: WorkflowDef | None = None
+    idempotencyKey: str | None = None
+    idempotencyStrategy: str | None = None
+    createdBy: str | None = None
+    parentWorkflowId: str | None = None
+    parentWorkflowTaskId: str | None = None
+    event: str | None = None
+    workflowId: str | None = None
+
+
+def queue_name(task: TaskRecord) -> str:
+    if task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES:
+        return f"{task.domain}:{task.taskType}" if task.domain else task.taskType
+    return SYSTEM_QUEUE_PREFIX + task.taskType
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        notifier: Notifier,
+        task_defs: TaskDefCache | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.notifier = notifier
+        self.task_defs = task_defs or TaskDefCache()
+        # Sync system tasks by type; filled by the task registry (app/tasks).
+        self.sync_tasks: dict[str, Callable[[Unit, TaskRecord, int], None]] = {}
+        # Types the background runner executes outside the decide transaction.
+        self.async_types: set[str] = set()
+
+    # -- transactions ---------------------------------------------------------------------
+
+    async def _load(self, conn: AsyncConnection, workflow_id: str) -> Unit:
+        found = await store.load_workflow(conn, self.db.ops, workflow_id, lock=True)
+        if found is None:
+            raise NotFound(f"No such workflow found by id: {workflow_id}")
+        wf, definition_json = found
+        tasks = await store.load_tasks(conn, workflow_id)
+        return Unit(wf, definition_json, index_for(definition_json), tasks)
+
+    async def _save(self, conn: AsyncConnection, unit: Unit) -> None:
+        await store.insert_tasks(conn, unit.new)
+        await store.update_tasks(conn, unit.dirty.values())
+        await store.save_workflow(conn, unit.wf)
+        await store.remove_items(conn, unit.queue_remove)
+        await store.push(conn, self.db.ops, unit.queue_push)
+        await store.add_logs(conn, unit.logs)
+        if unit.notify and self.db.dialect == "postgresql":
+            await conn.exec_driver_sql(
+                "SELECT pg_notify($1, $2)", (CHANNEL, ",".join(sorted(unit.notify)))
+            )
+
+    async def change(
+        self,
+        workflow_id: str,
+        fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
+        *,
+        decide: bool = True,
+    ) -> Any:
+        """Load, change with `fn`, decide, save: one transaction, one workflow."""
+        notify: set[str] = set()
+        async with self.db.write() as conn:
+            unit = await self._load(conn, workflow_id)
+            now = self.clock.now_ms()
+            result = await fn(conn, unit, now)
+            if decide:
+                await self._decide(conn, unit, now)
+            unit.wf.updateTime = now
+            # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
+            unit.notify.add(f"wf:{workflow_id}")
+            await self._save(conn, unit)
+            notify = unit.notify
+        self.notifier.notify(notify)
+        return result
+
+    # -- deciding -------------------------------------------------------------------------
+
+    async def _decide(self, conn: AsyncConnection, unit: Unit, now: int) -> None:
+        names = [wt.name or "" for wt in (s.task for s in unit.index.slots.values())]
+        defs = await self.task_defs.get_many(conn, names)
+        for _ in range(MAX_DECIDE_ROUNDS):
+            state = decider.State(
+                definition=unit.definition,
+                index=unit.index,
+                workflow=unit.wf,
+                tasks=unit.tasks,
+                now=now,
+                task_def=defs.get,
+            )
+            d = decider.decide(state)
+            if d.empty:
+                return
+            for task in d.changed.values():
+                unit.touch(task)
+                if task.status == T_CANCELED:
+                    unit.queue_remove.append(task.taskId)
+            ran_sync = False
+            for task in d.schedule:
+                ran_sync |= await self._schedule(conn, unit, task, now)
+            if d.status is not None:
+                await self._end(conn, unit, d, now)
+                return
+            if not d.schedule and not ran_sync:
+                return
+        log.error(
+            "workflow %s did not settle after %d rounds", unit.wf.workflowId, MAX_DECIDE_ROUNDS
+        )
+
+    async def _schedule(
+        self, conn: AsyncConnection, unit: Unit, task: TaskRecord, now: int
+    ) -> bool:
+        """Add a new task and create its work. True if it ran inline (sync system task)."""
+        task.seq = len(unit.tasks) + 1
+        unit.tasks.append(task)
+        unit.new.append(task)
+        task_type = task.workflowTask.get("type", "SIMPLE")
+        if task_type in decider.WORKER_TYPES:
+            task.domain = await self._domain_for(conn, unit.wf, task, now)
+            due = now + (task.startDelayInSeconds + task.callbackAfterSeconds) * 1000
+            name = queue_name(task)
+            unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
+            unit.notify.add(name)
+            return False
+        run = self.sync_tasks.get(task_type)
+        if run is not None:
+            run(unit, task, now)
+            decider.refresh_timeout(task)
+            return True
+        if task_type in self.async_types:
+            due = now + task.callbackAfterSeconds * 1000
+            name = queue_name(task)
+            unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
+            unit.notify.add(name)
+            return False
+        # A type that validation accepts but this build cannot run: fail loudly, not hang.
+        task.status = "FAILED_WITH_TERMINAL_ERROR"
+        task.reasonForIncompletion = f"Task type {task_type} is not supported by this server yet"
+        task.endTime = now
+        task.timeoutAt = None
+        return True
+
+    async def _domain_for(
+        self, conn: AsyncConnection, wf: WorkflowRecord, task: TaskRecord, now: int
+    ) -> str | None:
+        mapping = wf.taskToDomain
+        spec = mapping.get(task.taskDefName) or mapping.get("*")
+        if not spec:
+            return None
+        domains = [d.strip() for d in spec.split(",") if d.strip()]
+        if not domains:
+            return None
+        # Conductor: the first domain with a live worker wins, else the last one listed.
+        seen = await store.last_poll_times(conn, task.taskType, domains)
+        chosen = next((d for d in domains if now - seen.get(d, 0) <= ACTIVE_WORKER_MS), domains[-1])
+        return None if chosen == "NO_DOMAIN" else chosen
+
+    async def _end(self, conn: AsyncConnection, unit: Unit, d: decider.Decision, now: int) -> None:
+        wf = unit.wf
+        assert d.status is not None
+        wf.status = d.status
+        wf.reasonForIncompletion = d.reason
+        wf.output = d.output or {}
+        wf.endTime = now
+        wf.timeoutAt = None
+        if d.status in (WF_FAILED, WF_TIMED_OUT, WF_TERMINATED) and unit.definition.failureWorkflow:
+            await self._start_failure_workflow(conn, unit, d, now)
+
+    async def _start_failure_workflow(
+        self, conn: AsyncConnection, unit: Unit, d: decider.Decision, now: int
+    ) -> None:
+        wf = unit.wf
+        name = unit.definition.failureWorkflow or ""
+        if name.startswith("$workflow.input."):
+            resolved = wf.input.get(name.removeprefix("$workflow.input."))
+            name = resolved if isinstance(resolved, str) else ""
+        if not name:
+            return
+        failed = {**wf.to_json(), "tasks": [t.to_json() for t in unit.tasks]}
+        failure_input: Json = {
+            **wf.input,
+            "workflowId": wf.workflowId,
+            "reason": d.reason,
+            "failureStatus": d.status,
+            "failedWorkflow": failed,
+        }
+        if d.failed_task is not None:
+            failure_input["failureTaskId"] = d.failed_task.taskId
+        request = StartRequest(
+            name=name,
+            version=unit.definition.failureWorkflowVersion,
+            input=failure_input,
+            correlationId=wf.correlationId,
+            taskToDomain=wf.taskToDomain,
+        )
+        try:
+            child_id, notify = await self._start_in(conn, request, now)
+            unit.notify |= notify
+            wf.output["conductor.failure_workflow"] = child_id
+        except (NotFound, BadRequest, Conflict) as exc:
+            wf.output["conductor.failure_workflow"] = (
+                f"Error starting failure workflow: {exc.message}"
+            )
+
+    # -- starting -------------------------------------------------------------------------
+
+    async def start(self, request: StartRequest) -> str:
+        async with self.db.write() as conn:
+            workflow_id, notify = await self._start_in(conn, request, self.clock.now_ms())
+        self.notifier.notify(notify)
+        return workflow_id
+
+    async def _definition_for(self, conn: AsyncConnection, request: StartRequest) -> WorkflowDef:
+        if request.workflowDef is not None:
+            return request.workflowDef
+        body = await meta_repo.get_workflow_def(conn, request.name, request.version)
+        if body is None:
+            shown = "null" if request.version is None else str(request.version)
+            raise NotFound(f"No such workflow found by name: {request.name}, version: {shown}")
+        return WorkflowDef.model_validate(body)
+
+    async def _start_in(
+        self, conn: AsyncConnection, request: StartRequest, now: int
+    ) -> tuple[str, set[str]]:
+        if not 0 <= request.priority <= 99:
+            raise BadRequest("priority: Priority must be between 0 and 99")
+        definition = await self._definition_for(conn, request)
+        assert definition.name is not None
+        if request.idempotencyKey:
+            existing = await store.find_by_idempotency_key(
+                conn, definition.name, request.idempotencyKey
+            )
+            if existing is not None:
+                strategy = request.idempotencyStrategy or "FAIL"
+                if strategy == "RETURN_EXISTING":
+                    return existing.workflowId, set()
+                if strategy == "FAIL" or not existing.terminal:
+                    raise Conflict(
+                        f"Workflow with idempotency key {request.idempotencyKey} already exists: "
+                        f"{existing.workflowId}"
+                    )
+                # FAIL_ON_RUNNING and the earlier run has ended: the key moves to the new run.
+                existing.idempotencyKey = None
+                await store.save_workflow(conn, existing)
+        workflow_input = dict(request.input)
+        if workflow_input:
+            for key, value in definition.inputTemplate.items():
+                workflow_input.setdefault(key, copy.deepcopy(value))
+        wf = WorkflowRecord(
+            workflowId=request.workflowId or new_id(),
+            workflowName=definition.name,
+            workflowVersion=definition.version,
+            status=WF_RUNNING,
+            input=workflow_input,
+            variables=copy.deepcopy(definition.variables),
+            correlationId=request.correlationId,
+            priority=request.priority,
+            taskToDomain=dict(request.taskToDomain),
+            createTime=now,
+            updateTime=now,
+            parentWorkflowId=request.parentWorkflowId,
+            parentWorkflowTaskId=request.parentWorkflowTaskId,
+            createdBy=request.createdBy,
+            idempotencyKey=request.idempotencyKey,
+            event=request.event,
+        )
+        wf.timeoutAt = decider.workflow_deadline(wf, definition)
+        definition_json = json.dumps(definition.to_json(), separators=(",", ":"))
+        await store.insert_workflow(conn, wf, definition_json)
+        unit = Unit(wf, definition_json, index_for(definition_json), [])
+        await self._decide(conn, unit, now)
+        await self._save(conn, unit)
+        return wf.workflowId, unit.notify
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def poll(
+        self, task_type: str, worker_id: str | None, domain: str | None, count: int
+    ) -> list[TaskRecord]:
+        """Claim up to `count` due tasks of a type (in a domain) for one worker."""
+        name = f"{domain}:{task_type}" if domain else task_type
+        async with self.db.write() as conn:
+            now = self.clock.now_ms()
+            await store.record_poll(conn, self.db.ops, task_type, domain, worker_id, now)
+            count = await self._allowed(conn, task_type, count, now)
+            if count <= 0:
+                return []
+            ids = await store.take(conn, self.db.ops, name, now, count)
+            claimed: list[TaskRecord] = []
+            for task in await store.load_tasks_by_id(conn, ids):
+                if task.status != T_SCHEDULED:
+                    continue  # cancelled or already claimed: the message was stale
+                task.status = T_IN_PROGRESS
+                task.pollCount += 1
+                task.startTime = task.startTime or now
+                task.updateTime = now
+                task.workerId = worker_id
+                task.callbackAfterSeconds = 0
+                decider.refresh_timeout(task)
+                if await store.update_task_if_status(conn, task, T_SCHEDULED):
+                    claimed.append(task)
+            return claimed
+
+    async def _allowed(self, conn: AsyncConnection, task_type: str, count: int, now: int) -> int:
+        """Apply the TaskDef's concurrency and rate limits to how many may be claimed now."""
+        td = (await self.task_defs.get_many(conn, [task_type])).get(task_type)
+        if td is None:
+            return count
+        if td.concurrentExecLimit:
+            running = await store.count_in_progress(conn, task_type)
+            count = min(count, td.concurrentExecLimit - running)
+        if td.rateLimitPerFrequency > 0:
+            # The window is the last N seconds, (now - N s, now]: a start exactly N s ago
+            # has left it.
+            since = now - td.rateLimitFrequencyInSeconds * 1000 + 1
+            started = await store.count_started_since(conn, task_type, since)
+            count = min(count, td.rateLimitPerFrequency - started)
+        return count
+
+    async def update_task(self, result: Json) -> TaskRecord | None:
+        """Apply a TaskResult. Returns the task as updated (None when it was ignored)."""
+        task_id = result["taskId"]
+        async with self.db.read() as conn:
+            workflow_id = await store.task_workflow_id(conn, task_id)
+        if workflow_id is None:
+            raise NotFound(f"No such task found by id: {task_id}")
+
+        async def apply(conn: AsyncConnection, unit: Unit, now: int) -> TaskRecord | None:
+            task = unit.task(task_id)
+            if task is None:
+                raise NotFound(f"No such task found by id: {task_id}")
+            for entry in result.get("logs") or []:
+                if isinstance(entry, dict) and entry.get("log") is not None:
+                    unit.logs.append(
+                        (task_id, str(entry["log"]), int(entry.get("createdTime") or now))
+                    )
+            if task.terminal or unit.wf.terminal:
+                return None
+            if result.get("extendLease"):
+                task.updateTime = now
+                decider.refresh_timeout(task)
+                unit.touch(task)
+                return task
+            decider.apply_task_result(task, result, now)
+            is_worker = task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES
+            if task.status == T_IN_PROGRESS and is_worker:
+                # Conductor's callback pattern: the worker asks to see the task again later.
+                task.status = T_SCHEDULED
+                due = now + task.callbackAfterSeconds * 1000
+                unit.queue_push.append((queue_name(task), task.taskId, due, unit.wf.priority))
+                unit.notify.add(queue_name(task))
+                decider.refresh_timeout(task)
+            elif task.terminal:
+                unit.queue_remove.append(task.taskId)
+            unit.touch(task)
+            return task
+
+        updated: TaskRecord | None = await self.change(workflow_id, apply)
+        return updated
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def sweep(self, limit: int = 100) -> int:
+        """Re-decide workflows whose timers ran out. Returns how many were decided."""
+        async with self.db.read() as conn:
+            ids = await store.due_workflow_ids(conn, self.clock.now_ms(), limit)
+        for workflow_id in ids:
+            await self.decide(workflow_id)
+        return len(ids)
+
+    async def decide(self, workflow_id: str) -> None:
+        async def nothing(_conn: AsyncConnection, _unit: Unit, _now: int) -> None:
+            return None
+
+        await self.change(workflow_id, nothing)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def get_workflow(self, workflow_id: str, include_tasks: bool) -> Json:
+        async with self.db.read() as conn:
+            found = await store.load_workflow(conn, self.db.ops, workflow_id, lock=False)
+            if found is None:
+                raise NotFound(f"No such workflow found by id: {workflow_id}")
+            wf, definition_json = found
+            tasks = await store.load_tasks(conn, workflow_id) if include_tasks else []
+        return workflow_json(wf, definition_json, tasks)
+
+    async def get_task(self, task_id: str) -> TaskRecord:
+        async with self.db.read() as conn:
+            task = await store.get_task(conn, task_id)
+        if task is None:
+            raise NotFound(f"Task not found for taskId: {task_id}")
+        return task
+
+
+def workflow_json(wf: WorkflowRecord, definition_json: str, tasks: list[TaskRecord]) -> Json:
+    out = wf.to_json()
+    out["tasks"] = [t.to_json() for t in tasks]
+    out["workflowDefinition"] = json.loads(definition_json)
+    return out

@@ -1,0 +1,420 @@
+"""Repository functions for workflow and task executions, queues, logs and poll data.
+
+Documents are stored as compact JSON text; the indexed columns are written from the same
+record in the same statement, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.engine.model import TaskRecord, WorkflowRecord
+from app.store.dialects import DialectOps
+from app.store.tables import poll_data, queue, task_logs, tasks, workflows
+
+Json = dict[str, Any]
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+# -- workflows --------------------------------------------------------------------------
+
+
+def _workflow_columns(wf: WorkflowRecord) -> Json:
+    return {
+        "name": wf.workflowName,
+        "version": wf.workflowVersion,
+        "status": wf.status,
+        "correlation_id": wf.correlationId,
+        "priority": wf.priority,
+        "parent_workflow_id": wf.parentWorkflowId,
+        "idempotency_key": wf.idempotencyKey,
+        "created_by": wf.createdBy,
+        "created_at": wf.createTime,
+        "updated_at": wf.updateTime,
+        "end_time": wf.endTime or None,
+        "timeout_at": wf.timeoutAt,
+        "doc": dumps(wf.to_doc()),
+    }
+
+
+async def insert_workflow(conn: AsyncConnection, wf: WorkflowRecord, definition: str) -> None:
+    await conn.execute(
+        sa.insert(workflows).values(
+            workflow_id=wf.workflowId, definition=definition, **_workflow_columns(wf)
+        )
+    )
+
+
+async def save_workflow(conn: AsyncConnection, wf: WorkflowRecord) -> None:
+    await conn.execute(
+        sa.update(workflows)
+        .where(workflows.c.workflow_id == wf.workflowId)
+        .values(**_workflow_columns(wf))
+    )
+
+
+async def set_workflow_definition(conn: AsyncConnection, workflow_id: str, definition: str) -> None:
+    await conn.execute(
+        sa.update(workflows)
+        .where(workflows.c.workflow_id == workflow_id)
+        .values(definition=definition)
+    )
+
+
+async def load_workflow(
+    conn: AsyncConnection, ops: DialectOps, workflow_id: str, *, lock: bool
+) -> tuple[WorkflowRecord, str] | None:
+    query = sa.select(workflows.c.doc, workflows.c.definition).where(
+        workflows.c.workflow_id == workflow_id
+    )
+    if lock:
+        query = ops.lock_rows(query)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return WorkflowRecord.from_doc(loads(row.doc)), row.definition
+
+
+async def load_workflows(conn: AsyncConnection, ids: Sequence[str]) -> list[WorkflowRecord]:
+    if not ids:
+        return []
+    rows = await conn.scalars(sa.select(workflows.c.doc).where(workflows.c.workflow_id.in_(ids)))
+    by_id = {wf.workflowId: wf for wf in (WorkflowRecord.from_doc(loads(d)) for d in rows)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+async def find_by_idempotency_key(
+    conn: AsyncConnection, name: str, key: str
+) -> WorkflowRecord | None:
+    doc = await conn.scalar(
+        sa.select(workflows.c.doc).where(
+            workflows.c.name == name, workflows.c.idempotency_key == key
+        )
+    )
+    return WorkflowRecord.from_doc(loads(doc)) if doc is not None else None
+
+
+async def delete_workflow(conn: AsyncConnection, workflow_id: str) -> None:
+    task_ids = sa.select(tasks.c.task_id).where(tasks.c.workflow_id == workflow_id)
+    await conn.execute(sa.delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
+    await conn.execute(sa.delete(queue).where(queue.c.item_id.in_(task_ids)))
+    await conn.execute(sa.delete(tasks).where(tasks.c.workflow_id == workflow_id))
+    await conn.execute(sa.delete(workflows).where(workflows.c.workflow_id == workflow_id))
+
+
+async def running_ids(
+    conn: AsyncConnection, name: str, version: int | None, start: int, end: int
+) -> list[str]:
+    query = sa.select(workflows.c.workflow_id).where(
+        workflows.c.name == name, workflows.c.status == "RUNNING"
+    )
+    if version is not None:
+        query = query.where(workflows.c.version == version)
+    if start and end:
+        query = query.where(workflows.c.created_at.between(start, end))
+    return list(await conn.scalars(query.order_by(workflows.c.created_at)))
+
+
+async def correlated(
+    conn: AsyncConnection, name: str, correlation_id: str, include_closed: bool
+) -> list[WorkflowRecord]:
+    query = sa.select(workflows.c.doc).where(
+        workflows.c.name == name, workflows.c.correlation_id == correlation_id
+    )
+    if not include_closed:
+        query = query.where(workflows.c.status.in_(("RUNNING", "PAUSED")))
+    rows = await conn.scalars(query.order_by(workflows.c.created_at))
+    return [WorkflowRecord.from_doc(loads(d)) for d in rows]
+
+
+async def due_workflow_ids(conn: AsyncConnection, now: int, limit: int) -> list[str]:
+    """Running workflows whose own timeout or one of whose tasks' timeouts ran out."""
+    by_task = (
+        sa.select(tasks.c.workflow_id)
+        .join(workflows, workflows.c.workflow_id == tasks.c.workflow_id)
+        .where(tasks.c.timeout_at <= now, workflows.c.status == "RUNNING")
+        .limit(limit)
+    )
+    by_workflow = (
+        sa.select(workflows.c.workflow_id)
+        .where(workflows.c.timeout_at <= now, workflows.c.status == "RUNNING")
+        .limit(limit)
+    )
+    ids = list(await conn.scalars(by_workflow))
+    ids += [i for i in await conn.scalars(by_task) if i not in ids]
+    return ids[:limit]
+
+
+# -- tasks ------------------------------------------------------------------------------
+
+
+def _task_columns(task: TaskRecord) -> Json:
+    return {
+        "workflow_id": task.workflowInstanceId,
+        "seq": task.seq,
+        "ref_name": task.referenceTaskName,
+        "task_type": task.taskType,
+        "status": task.status,
+        "scheduled_time": task.scheduledTime,
+        "start_time": task.startTime or None,
+        "end_time": task.endTime or None,
+        "update_time": task.updateTime,
+        "timeout_at": task.timeoutAt,
+        "doc": dumps(task.to_doc()),
+    }
+
+
+async def insert_tasks(conn: AsyncConnection, records: Sequence[TaskRecord]) -> None:
+    if records:
+        await conn.execute(
+            sa.insert(tasks), [{"task_id": t.taskId, **_task_columns(t)} for t in records]
+        )
+
+
+async def update_tasks(conn: AsyncConnection, records: Iterable[TaskRecord]) -> None:
+    rows = [{"_id": t.taskId, **_task_columns(t)} for t in records]
+    if rows:
+        stmt = (
+            sa.update(tasks)
+            .where(tasks.c.task_id == sa.bindparam("_id"))
+            .values({k: sa.bindparam(k) for k in rows[0] if k != "_id"})
+        )
+        await conn.execute(stmt, rows)
+
+
+async def update_task_if_status(conn: AsyncConnection, task: TaskRecord, expected: str) -> bool:
+    """Write the task only if its stored status is still `expected` (a guarded claim)."""
+    result = await conn.execute(
+        sa.update(tasks)
+        .where(tasks.c.task_id == task.taskId, tasks.c.status == expected)
+        .values(**_task_columns(task))
+    )
+    return result.rowcount == 1
+
+
+async def load_tasks(conn: AsyncConnection, workflow_id: str) -> list[TaskRecord]:
+    rows = await conn.scalars(
+        sa.select(tasks.c.doc).where(tasks.c.workflow_id == workflow_id).order_by(tasks.c.seq)
+    )
+    return [TaskRecord.from_doc(loads(d)) for d in rows]
+
+
+async def load_tasks_by_id(conn: AsyncConnection, ids: Sequence[str]) -> list[TaskRecord]:
+    if not ids:
+        return []
+    rows = await conn.scalars(sa.select(tasks.c.doc).where(tasks.c.task_id.in_(ids)))
+    by_id = {t.taskId: t for t in (TaskRecord.from_doc(loads(d)) for d in rows)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+async def get_task(conn: AsyncConnection, task_id: str) -> TaskRecord | None:
+    doc = await conn.scalar(sa.select(tasks.c.doc).where(tasks.c.task_id == task_id))
+    return TaskRecord.from_doc(loads(doc)) if doc is not None else None
+
+
+async def task_workflow_id(conn: AsyncConnection, task_id: str) -> str | None:
+    found: str | None = await conn.scalar(
+        sa.select(tasks.c.workflow_id).where(tasks.c.task_id == task_id)
+    )
+    return found
+
+
+async def delete_tasks(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    if ids:
+        await conn.execute(sa.delete(queue).where(queue.c.item_id.in_(ids)))
+        await conn.execute(sa.delete(task_logs).where(task_logs.c.task_id.in_(ids)))
+        await conn.execute(sa.delete(tasks).where(tasks.c.task_id.in_(ids)))
+
+
+async def count_in_progress(conn: AsyncConnection, task_type: str) -> int:
+    count = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(tasks)
+        .where(tasks.c.task_type == task_type, tasks.c.status == "IN_PROGRESS")
+    )
+    return int(count or 0)
+
+
+async def count_started_since(conn: AsyncConnection, task_type: str, since: int) -> int:
+    count = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(tasks)
+        .where(tasks.c.task_type == task_type, tasks.c.start_time >= since)
+    )
+    return int(count or 0)
+
+
+async def pending_tasks_of_type(
+    conn: AsyncConnection, task_type: str, start: int, count: int
+) -> list[TaskRecord]:
+    rows = await conn.scalars(
+        sa.select(tasks.c.doc)
+        .where(tasks.c.task_type == task_type, tasks.c.status.in_(("SCHEDULED", "IN_PROGRESS")))
+        .order_by(tasks.c.scheduled_time)
+        .offset(start)
+        .limit(count)
+    )
+    return [TaskRecord.from_doc(loads(d)) for d in rows]
+
+
+# -- queues -----------------------------------------------------------------------------
+
+
+async def push(
+    conn: AsyncConnection,
+    ops: DialectOps,
+    items: Sequence[tuple[str, str, int, int]],
+) -> None:
+    """Queue (queue_name, item_id, due_at, priority) rows; an existing row is moved."""
+    for queue_name, item_id, due_at, priority in items:
+        await conn.execute(
+            ops.upsert(
+                queue,
+                {
+                    "queue_name": queue_name,
+                    "item_id": item_id,
+                    "due_at": due_at,
+                    "priority": priority,
+                },
+                keys=["queue_name", "item_id"],
+                update=["due_at", "priority"],
+            )
+        )
+
+
+async def remove_items(conn: AsyncConnection, item_ids: Sequence[str]) -> None:
+    if item_ids:
+        await conn.execute(sa.delete(queue).where(queue.c.item_id.in_(item_ids)))
+
+
+def _due(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.Select[Any]:
+    query = (
+        sa.select(queue.c.item_id)
+        .where(queue.c.queue_name == queue_name, queue.c.due_at <= now)
+        .order_by(queue.c.priority.desc(), queue.c.due_at)
+        .limit(limit)
+    )
+    return ops.skip_locked(query)
+
+
+def _due_cte(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.CTE:
+    # MATERIALIZED: Postgres may otherwise re-run a LIMIT ... SKIP LOCKED subquery inside
+    # the DELETE/UPDATE and claim more rows than asked for.
+    return _due(ops, queue_name, now, limit).cte("due").prefix_with("MATERIALIZED")
+
+
+async def take(
+    conn: AsyncConnection, ops: DialectOps, queue_name: str, now: int, limit: int
+) -> list[str]:
+    """Remove and return up to `limit` due items: a claim that needs no lease (workers)."""
+    due = _due_cte(ops, queue_name, now, limit)
+    stmt = (
+        sa.delete(queue)
+        .where(queue.c.queue_name == queue_name, queue.c.item_id.in_(sa.select(due.c.item_id)))
+        .returning(queue.c.item_id)
+    )
+    return list(await conn.scalars(stmt))
+
+
+async def lease(
+    conn: AsyncConnection, ops: DialectOps, queue_name: str, now: int, limit: int, until: int
+) -> list[str]:
+    """Claim up to `limit` due items by pushing their due time to `until`: if the claimer
+    dies, the items come due again then (at-least-once)."""
+    due = _due_cte(ops, queue_name, now, limit)
+    stmt = (
+        sa.update(queue)
+        .where(queue.c.queue_name == queue_name, queue.c.item_id.in_(sa.select(due.c.item_id)))
+        .values(due_at=until)
+        .returning(queue.c.item_id)
+    )
+    return list(await conn.scalars(stmt))
+
+
+async def queue_sizes(conn: AsyncConnection, names: Sequence[str] | None = None) -> dict[str, int]:
+    query = sa.select(queue.c.queue_name, sa.func.count()).group_by(queue.c.queue_name)
+    if names is not None:
+        query = query.where(queue.c.queue_name.in_(names))
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
+
+# -- poll data and logs -----------------------------------------------------------------
+
+
+async def record_poll(
+    conn: AsyncConnection,
+    ops: DialectOps,
+    queue_name: str,
+    domain: str | None,
+    worker_id: str | None,
+    now: int,
+) -> None:
+    await conn.execute(
+        ops.upsert(
+            poll_data,
+            {
+                "queue_name": queue_name,
+                "domain": domain or "",
+                "worker_id": worker_id,
+                "last_poll_time": now,
+            },
+            keys=["queue_name", "domain"],
+            update=["worker_id", "last_poll_time"],
+        )
+    )
+
+
+async def poll_data_for(conn: AsyncConnection, task_type: str | None) -> list[Json]:
+    query = sa.select(poll_data).order_by(poll_data.c.queue_name, poll_data.c.domain)
+    if task_type is not None:
+        query = query.where(poll_data.c.queue_name == task_type)
+    rows = await conn.execute(query)
+    out: list[Json] = []
+    for r in rows:
+        item: Json = {"queueName": r.queue_name, "lastPollTime": r.last_poll_time}
+        if r.domain:
+            item["domain"] = r.domain
+        if r.worker_id:
+            item["workerId"] = r.worker_id
+        out.append(item)
+    return out
+
+
+async def last_poll_times(
+    conn: AsyncConnection, task_type: str, domains: Sequence[str]
+) -> dict[str, int]:
+    rows = await conn.execute(
+        sa.select(poll_data.c.domain, poll_data.c.last_poll_time).where(
+            poll_data.c.queue_name == task_type, poll_data.c.domain.in_(domains)
+        )
+    )
+    return {r.domain: r.last_poll_time for r in rows}
+
+
+async def add_logs(conn: AsyncConnection, entries: Sequence[tuple[str, str, int]]) -> None:
+    if entries:
+        await conn.execute(
+            sa.insert(task_logs),
+            [{"task_id": t, "log": log, "created_time": ts} for t, log, ts in entries],
+        )
+
+
+async def get_logs(conn: AsyncConnection, task_id: str) -> list[Json]:
+    rows = await conn.execute(
+        sa.select(task_logs.c.log, task_logs.c.created_time)
+        .where(task_logs.c.task_id == task_id)
+        .order_by(task_logs.c.id)
+    )
+    return [{"log": r.log, "taskId": task_id, "createdTime": r.created_time} for r in rows]
