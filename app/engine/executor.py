@@ -141,24 +141,31 @@ class Executor:
 
     async def change(
         self,
-        workflow_id: str,
+        workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
         fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
         *,
         decide: bool = True,
     ) -> Any:
-        """Load, change with `fn`, decide, save: one transaction, one workflow."""
-        notify: set[str] = set()
-        async with self.db.write() as conn:
-            unit = await self._load(conn, workflow_id)
+        """Load, change with `fn`, decide, save: one transaction, one workflow.
+
+        `workflow_id` may be a lookup run inside the same transaction (by task id, say)."""
+
+        async def unit_of_work(conn: AsyncConnection) -> tuple[Any, set[str]]:
+            wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
+            if wf_id is None:
+                raise NotFound("No such workflow")
+            unit = await self._load(conn, wf_id)
             now = self.clock.now_ms()
             result = await fn(conn, unit, now)
             if decide:
                 await self._decide(conn, unit, now)
             unit.wf.updateTime = now
             # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
-            unit.notify.add(f"wf:{workflow_id}")
+            unit.notify.add(f"wf:{wf_id}")
             await self._save(conn, unit)
-            notify = unit.notify
+            return result, unit.notify
+
+        result, notify = await self.db.run_write(unit_of_work)
         self.notifier.notify(notify)
         return result
 
@@ -293,8 +300,10 @@ class Executor:
     # -- starting -------------------------------------------------------------------------
 
     async def start(self, request: StartRequest) -> str:
-        async with self.db.write() as conn:
-            workflow_id, notify = await self._start_in(conn, request, self.clock.now_ms())
+        async def unit_of_work(conn: AsyncConnection) -> tuple[str, set[str]]:
+            return await self._start_in(conn, request, self.clock.now_ms())
+
+        workflow_id, notify = await self.db.run_write(unit_of_work)
         self.notifier.notify(notify)
         return workflow_id
 
@@ -367,13 +376,14 @@ class Executor:
     ) -> list[TaskRecord]:
         """Claim up to `count` due tasks of a type (in a domain) for one worker."""
         name = f"{domain}:{task_type}" if domain else task_type
-        async with self.db.write() as conn:
+
+        async def unit_of_work(conn: AsyncConnection) -> list[TaskRecord]:
             now = self.clock.now_ms()
             await store.record_poll(conn, self.db.ops, task_type, domain, worker_id, now)
-            count = await self._allowed(conn, task_type, count, now)
-            if count <= 0:
+            allowed = await self._allowed(conn, task_type, count, now)
+            if allowed <= 0:
                 return []
-            ids = await store.take(conn, self.db.ops, name, now, count)
+            ids = await store.take(conn, self.db.ops, name, now, allowed)
             claimed: list[TaskRecord] = []
             for task in await store.load_tasks_by_id(conn, ids):
                 if task.status != T_SCHEDULED:
@@ -388,6 +398,8 @@ class Executor:
                 if await store.update_task_if_status(conn, task, T_SCHEDULED):
                     claimed.append(task)
             return claimed
+
+        return await self.db.run_write(unit_of_work)
 
     async def _allowed(self, conn: AsyncConnection, task_type: str, count: int, now: int) -> int:
         """Apply the TaskDef's concurrency and rate limits to how many may be claimed now."""
@@ -408,10 +420,12 @@ class Executor:
     async def update_task(self, result: Json) -> TaskRecord | None:
         """Apply a TaskResult. Returns the task as updated (None when it was ignored)."""
         task_id = result["taskId"]
-        async with self.db.read() as conn:
+
+        async def workflow_of_task(conn: AsyncConnection) -> str:
             workflow_id = await store.task_workflow_id(conn, task_id)
-        if workflow_id is None:
-            raise NotFound(f"No such task found by id: {task_id}")
+            if workflow_id is None:
+                raise NotFound(f"No such task found by id: {task_id}")
+            return workflow_id
 
         async def apply(conn: AsyncConnection, unit: Unit, now: int) -> TaskRecord | None:
             task = unit.task(task_id)
@@ -443,7 +457,7 @@ class Executor:
             unit.touch(task)
             return task
 
-        updated: TaskRecord | None = await self.change(workflow_id, apply)
+        updated: TaskRecord | None = await self.change(workflow_of_task, apply)
         return updated
 
     # -- timers ---------------------------------------------------------------------------

@@ -31,9 +31,8 @@ def _run_from_settings() -> None:
     async def go() -> None:
         db = Database(Settings().database)
         try:
-            async with db.writer.connect() as conn:
+            async with db.write() as conn:
                 await conn.run_sync(_run)
-                await conn.commit()
         finally:
             await db.dispose()
 

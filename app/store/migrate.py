@@ -41,19 +41,17 @@ def _current(connection: sa.Connection) -> str | None:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    async with db.writer.connect() as conn:
+    async with db.write() as conn:
         await conn.run_sync(_upgrade, revision)
-        await conn.commit()
 
 
 async def downgrade(db: Database, revision: str) -> None:
-    async with db.writer.connect() as conn:
+    async with db.write() as conn:
         await conn.run_sync(_downgrade, revision)
-        await conn.commit()
 
 
 async def current_revision(db: Database) -> str | None:
-    async with db.writer.connect() as conn:
+    async with db.write() as conn:
         return await conn.run_sync(_current)
 
 

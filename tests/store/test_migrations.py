@@ -19,7 +19,7 @@ def _diff(connection: sa.Connection) -> list[Any]:
 
 
 async def test_upgrade_head_matches_the_declared_tables(db: Database) -> None:
-    async with db.writer.connect() as conn:
+    async with db.write() as conn:
         diff = await conn.run_sync(_diff)
     assert diff == []
 
@@ -32,7 +32,7 @@ async def test_downgrade_to_base_and_upgrade_again_round_trips(db: Database) -> 
     await downgrade(db, "base")
     assert await current_revision(db) is None
     await upgrade(db)
-    async with db.writer.connect() as conn:
+    async with db.write() as conn:
         assert await conn.run_sync(_diff) == []
 
 
