@@ -40,3 +40,8 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache
+
+# Benchmarks are not part of `make test`: they take minutes and report figures, not pass/fail.
+.PHONY: bench
+bench: $(STAMP_TEST)
+	$(BIN)/python -m bench.worker_roundtrip --n 2000

@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 def _sqlite_engine(url: DatabaseURL, *, begin: str, pool_size: int) -> sa.Engine:
     engine = sa.create_engine(
-        url.url.set(drivername="sqlite+pysqlite"),
+        url.url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=60,

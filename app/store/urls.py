@@ -62,7 +62,7 @@ def parse_database_url(raw: str) -> DatabaseURL:
                 "BATON_DATABASE_URL: SQLite needs a file path (sqlite:///path/to/baton.db); "
                 "in-memory databases lose every workflow on restart"
             )
-        return DatabaseURL("sqlite", url.set(drivername="sqlite+aiosqlite"))
+        return DatabaseURL("sqlite", url.set(drivername="sqlite+pysqlite"))
     if scheme in _POSTGRES_SCHEMES:
         if not url.database:
             raise ConfigError("BATON_DATABASE_URL: the Postgres URL names no database")

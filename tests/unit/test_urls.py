@@ -18,9 +18,9 @@ def test_postgres_scheme_alias_is_accepted() -> None:
     assert parse_database_url("postgres://u@h/db").dialect == "postgresql"
 
 
-def test_sqlite_path_uses_aiosqlite() -> None:
+def test_sqlite_path_uses_the_sqlite3_driver() -> None:
     parsed = parse_database_url("sqlite:///data/baton.db")
-    assert parsed.url.drivername == "sqlite+aiosqlite"
+    assert parsed.url.drivername == "sqlite+pysqlite"
     assert parsed.sqlite_path == "data/baton.db"
 
 
