@@ -15,6 +15,7 @@ from typing import Any
 
 from app.errors import FieldError, ValidationFailed
 from app.schemas.metadata import TaskDef, WorkflowDef, WorkflowTask
+from app.tasks.waiting import parse_duration
 
 MAX_NAME_LENGTH = 255  # the name columns of the definition tables
 
@@ -362,31 +363,7 @@ def _inline_errors(task: WorkflowTask, path: str, ctx: _Context) -> list[FieldEr
 
 # -- WAIT ----------------------------------------------------------------------------------
 
-# Conductor's DateTimeUtils.parseDuration pattern; a bare number of seconds is accepted too.
-_DURATION = re.compile(
-    r"\s*(?:(\d+)\s*(?:days?|d))?"
-    r"\s*(?:(\d+)\s*(?:hours?|hrs?|h))?"
-    r"\s*(?:(\d+)\s*(?:minutes?|mins?|m))?"
-    r"\s*(?:(\d+)\s*(?:seconds?|secs?|s))?\s*",
-    re.IGNORECASE | re.ASCII,
-)
-_SECONDS = re.compile(r"\s*\d+\s*", re.ASCII)
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9/_+:-]*|[+-]\d{2}:?\d{2}", re.ASCII)
-
-
-def _parse_duration(value: object) -> int | None:
-    """Seconds of a WAIT duration ("10s", "5m", "1 days 3 hours", 30), None if unparseable."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    if _SECONDS.fullmatch(value):
-        return int(value)
-    match = _DURATION.fullmatch(value)
-    if match is None or not any(match.groups()):
-        return None
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def _strptime_ok(text: str, fmt: str) -> bool:
@@ -420,7 +397,7 @@ def _wait_errors(task: WorkflowTask, path: str, ctx: _Context) -> list[FieldErro
     if _given(duration) and _given(until):
         message = "Both 'duration' and 'until' specified. Please provide only one input"
         errors.append(FieldError(f"{path}.inputParameters", message))
-    if _given(duration) and not _is_expression(duration) and _parse_duration(duration) is None:
+    if _given(duration) and not _is_expression(duration) and parse_duration(duration) is None:
         message = f"Unable to parse duration: {duration} for taskType: WAIT taskName: {name}"
         errors.append(FieldError(f"{path}.inputParameters.duration", message, duration))
     if _given(until) and not _is_expression(until) and not _parses_as_date(until):

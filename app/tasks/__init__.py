@@ -1,0 +1,1 @@
+"""System tasks: one module per task type behind the registry (registry.py)."""
