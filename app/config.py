@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # Background loops (timer sweeps, system-task runner). Tests switch them off to drive
     # time by hand.
     background_enabled: bool = True
+    # INLINE scripts stop after this long (Conductor's default is 4 s).
+    script_timeout_ms: int = Field(default=4000, ge=10, le=60_000)
+    # An HTTP task's response body larger than this fails the task instead of filling memory.
+    http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Authentication (Orkes-style applications, access keys and /api/token).
     auth_enabled: bool = True
     # Seed the bootstrap admin access key instead of generating one (containers).

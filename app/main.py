@@ -25,9 +25,11 @@ from app.engine.executor import Executor
 from app.engine.notify import Notifier, PostgresListener
 from app.engine.runner import Runner
 from app.errors import install_error_handlers
+from app.services.events import install_events
 from app.services.executions import ExecutionService
 from app.services.metadata import MetadataService
 from app.store.db import Database
+from app.tasks.registry import install as install_tasks
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 
@@ -66,13 +68,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if db.dialect == "postgresql":
             listener = PostgresListener(settings.database.libpq_dsn(), notifier)
             await listener.start()
+        installed = install_tasks(executor, settings)
+        install_events(executor)  # before the runner: it serves the event action queue
         runner = Runner(executor, sweep_interval_s=settings.sweep_interval_ms / 1000)
+        app.state.services.runner = runner
         if settings.background_enabled:
             runner.start()
         try:
             yield
         finally:
             await runner.stop()
+            await installed.close()
             if listener is not None:
                 await listener.stop()
             await db.dispose()
@@ -99,7 +105,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(task_search_router)
     app.include_router(workflows.bulk_router)
     app.include_router(workflows.router)
+    # Signals before /api/tasks; /api/event and /api/queue clash with nothing.
+    from app.api import events
+
+    app.include_router(events.signal_router)
     app.include_router(tasks.router)
+    app.include_router(events.router)
+    app.include_router(events.queue_router)
     _mount_docs(app)
     # Outermost first: metrics see every answer, including 413s from the body guard.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, instance=instance)

@@ -12,6 +12,7 @@ from app.auth.service import AuthService
 from app.clock import Clock
 from app.config import Settings
 from app.engine.executor import Executor
+from app.engine.runner import Runner
 from app.services.executions import ExecutionService
 from app.services.metadata import MetadataService
 from app.store.db import Database
@@ -27,6 +28,8 @@ class Services:
     auth: AuthService
     executor: Executor
     executions: ExecutionService
+    # Set once the background runner exists (tests drain it by hand).
+    runner: Runner | None = None
 
 
 def get_services(request: Request) -> Services:

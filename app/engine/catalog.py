@@ -1,5 +1,7 @@
-"""Registered task definitions as the engine needs them: fetched in the caller's
-transaction and cached briefly, since every scheduling step looks them up."""
+"""Registered task definitions as the engine needs them: every scheduling step looks them
+up (by the names in the workflow, or by a name only known at run time, as DYNAMIC tasks
+have), so the engine keeps a snapshot of all of them, refreshed every few seconds and
+dropped at once when this process changes one."""
 
 from __future__ import annotations
 
@@ -17,23 +19,23 @@ TTL_SECONDS = 2.0
 
 class TaskDefCache:
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, TaskDef | None]] = {}
+        self._snapshot: dict[str, TaskDef] | None = None
+        self._loaded_at = 0.0
 
-    def invalidate(self, name: str | None = None) -> None:
-        if name is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(name, None)
+    def invalidate(self, _name: str | None = None) -> None:
+        self._snapshot = None
+
+    async def snapshot(self, conn: AsyncConnection) -> dict[str, TaskDef]:
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() - self._loaded_at > TTL_SECONDS:
+            snapshot = {
+                str(body["name"]): TaskDef.model_validate(body)
+                for body in await repo.list_task_defs(conn)
+            }
+            self._snapshot = snapshot
+            self._loaded_at = time.monotonic()
+        return snapshot
 
     async def get_many(self, conn: AsyncConnection, names: Iterable[str]) -> dict[str, TaskDef]:
-        now = time.monotonic()
-        found: dict[str, TaskDef] = {}
-        for name in set(names):
-            entry = self._entries.get(name)
-            if entry is None or now - entry[0] > TTL_SECONDS:
-                body = await repo.get_task_def(conn, name)
-                entry = (now, TaskDef.model_validate(body) if body is not None else None)
-                self._entries[name] = entry
-            if entry[1] is not None:
-                found[name] = entry[1]
-        return found
+        snapshot = await self.snapshot(conn)
+        return {name: snapshot[name] for name in names if name in snapshot}

@@ -32,18 +32,19 @@ from app.engine.model import (
     new_id,
 )
 from app.engine.notify import CHANNEL, Notifier
+from app.engine.system import SYSTEM_QUEUE_PREFIX, SystemTasks, apply_outcome
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef
 from app.store import executions as store
 from app.store import metadata as meta_repo
 from app.store.db import Database
+from app.tasks.base import TaskOutcome
 
 log = logging.getLogger("baton.engine")
 
 # A decide loop that has not settled after this many rounds is a definition bug (a loop
 # of instant tasks); stopping keeps one workflow from holding the writer forever.
 MAX_DECIDE_ROUNDS = 200
-SYSTEM_QUEUE_PREFIX = "_sys:"
 # How long a domain counts as having live workers after their last poll (Conductor: 10 s).
 ACTIVE_WORKER_MS = 10_000
 
@@ -94,6 +95,25 @@ class StartRequest:
     workflowId: str | None = None
 
 
+def terminate_unit(unit: Unit, reason: str | None, now: int) -> None:
+    """Cancel what is pending and end the workflow TERMINATED (no failure workflow)."""
+    wf = unit.wf
+    for task in unit.tasks:
+        if not task.terminal:
+            task.status = T_CANCELED
+            task.endTime = now
+            task.updateTime = now
+            task.timeoutAt = None
+            unit.touch(task)
+            unit.queue_remove.append(task.taskId)
+    wf.status = WF_TERMINATED
+    wf.reasonForIncompletion = reason
+    wf.endTime = now
+    wf.timeoutAt = None
+    state = decider.State(unit.definition, unit.index, wf, unit.tasks, now, lambda _n: None)
+    wf.output = decider.workflow_output(state)
+
+
 def queue_name(task: TaskRecord) -> str:
     if task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES:
         return f"{task.domain}:{task.taskType}" if task.domain else task.taskType
@@ -112,10 +132,9 @@ class Executor:
         self.clock = clock
         self.notifier = notifier
         self.task_defs = task_defs or TaskDefCache()
-        # Sync system tasks by type; filled by the task registry (app/tasks).
-        self.sync_tasks: dict[str, Callable[[Unit, TaskRecord, int], None]] = {}
-        # Types the background runner executes outside the decide transaction.
-        self.async_types: set[str] = set()
+        self.system = SystemTasks(self)
+        # Evaluates SWITCH/DO_WHILE JavaScript; installed by app.tasks.registry.
+        self.evaluate_js: Callable[[str, Json], Any] | None = None
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -172,8 +191,7 @@ class Executor:
     # -- deciding -------------------------------------------------------------------------
 
     async def _decide(self, conn: AsyncConnection, unit: Unit, now: int) -> None:
-        names = [wt.name or "" for wt in (s.task for s in unit.index.slots.values())]
-        defs = await self.task_defs.get_many(conn, names)
+        defs = await self.task_defs.snapshot(conn)
         for _ in range(MAX_DECIDE_ROUNDS):
             state = decider.State(
                 definition=unit.definition,
@@ -182,6 +200,7 @@ class Executor:
                 tasks=unit.tasks,
                 now=now,
                 task_def=defs.get,
+                evaluate_js=self.evaluate_js,
             )
             d = decider.decide(state)
             if d.empty:
@@ -196,7 +215,7 @@ class Executor:
             if d.status is not None:
                 await self._end(conn, unit, d, now)
                 return
-            if not d.schedule and not ran_sync:
+            if not d.schedule and not ran_sync and not d.again:
                 return
         log.error(
             "workflow %s did not settle after %d rounds", unit.wf.workflowId, MAX_DECIDE_ROUNDS
@@ -217,23 +236,7 @@ class Executor:
             unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
             unit.notify.add(name)
             return False
-        run = self.sync_tasks.get(task_type)
-        if run is not None:
-            run(unit, task, now)
-            decider.refresh_timeout(task)
-            return True
-        if task_type in self.async_types:
-            due = now + task.callbackAfterSeconds * 1000
-            name = queue_name(task)
-            unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
-            unit.notify.add(name)
-            return False
-        # A type that validation accepts but this build cannot run: fail loudly, not hang.
-        task.status = "FAILED_WITH_TERMINAL_ERROR"
-        task.reasonForIncompletion = f"Task type {task_type} is not supported by this server yet"
-        task.endTime = now
-        task.timeoutAt = None
-        return True
+        return await self.system.start(conn, unit, task, now)
 
     async def _domain_for(
         self, conn: AsyncConnection, wf: WorkflowRecord, task: TaskRecord, now: int
@@ -258,8 +261,98 @@ class Executor:
         wf.output = d.output or {}
         wf.endTime = now
         wf.timeoutAt = None
+        await self.system.terminate_children(conn, unit, d.reason or wf.status, now)
+        self.system.child_ended(unit, now)
         if d.status in (WF_FAILED, WF_TIMED_OUT, WF_TERMINATED) and unit.definition.failureWorkflow:
             await self._start_failure_workflow(conn, unit, d, now)
+
+    async def terminate_in(
+        self, conn: AsyncConnection, workflow_id: str, reason: str | None, now: int
+    ) -> None:
+        """Terminate a workflow inside the caller's transaction (a parent taking its
+        sub-workflow down). Its own children follow."""
+        unit = await self._load(conn, workflow_id)
+        if unit.wf.terminal:
+            return
+        terminate_unit(unit, reason, now)
+        await self.system.terminate_children(conn, unit, reason or "terminated", now)
+        await self._save(conn, unit)
+
+    # -- system tasks run by the background runner -------------------------------------------
+
+    async def lease_system(self, name: str, limit: int, lease_ms: int) -> list[str]:
+        async def unit_of_work(conn: AsyncConnection) -> list[str]:
+            now = self.clock.now_ms()
+            return await store.lease(conn, self.db.ops, name, now, limit, now + lease_ms)
+
+        return await self.db.run_write(unit_of_work)
+
+    async def run_system_item(self, name: str, task_id: str) -> None:
+        """Run one claimed system-queue item: a timer that fired (WAIT), a child that ended
+        (SUB_WORKFLOW), or an async task (HTTP, INLINE) executed outside any transaction."""
+        kind = name.removeprefix(SYSTEM_QUEUE_PREFIX)
+        queue_handler = self.system.queue_handlers.get(kind)
+        if queue_handler is not None:  # an item that is not a task (event actions)
+            await queue_handler(task_id)
+            return
+
+        async def workflow_of_task(conn: AsyncConnection) -> str | None:
+            return await store.task_workflow_id(conn, task_id)
+
+        if kind in ("WAIT", "SUB_WORKFLOW"):
+
+            async def fire(conn: AsyncConnection, unit: Unit, now: int) -> None:
+                unit.queue_remove.append(task_id)
+                task = unit.task(task_id)
+                if task is None or task.terminal:
+                    return
+                if kind == "WAIT":
+                    apply_outcome(task, TaskOutcome.completed(dict(task.outputData)), now)
+                else:
+                    await self.system.sync_from_child(conn, unit, task, now)
+                unit.touch(task)
+
+            await self._change_if_exists(task_id, workflow_of_task, fire)
+            return
+        impl = self.system.asynchronous.get(kind)
+        task = await self._task_or_none(task_id)
+        if impl is None or task is None or task.terminal:
+            await self.db.run_write(lambda conn: store.remove_items(conn, [task_id]))
+            return
+        try:
+            outcome = await impl.execute(task.inputData)
+        except Exception:  # a bug in a task must not kill the runner; the task fails
+            log.exception("system task %s %s raised", kind, task_id)
+            outcome = TaskOutcome.failed(f"{kind} task failed unexpectedly")
+
+        async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:
+            unit.queue_remove.append(task_id)
+            current = unit.task(task_id)
+            if current is None or current.terminal or unit.wf.terminal:
+                return
+            apply_outcome(current, outcome, now)
+            if current.status == T_IN_PROGRESS and not outcome.wait_for_update:
+                due = now + outcome.callback_after_seconds * 1000
+                unit.queue_push.append((name, task_id, due, unit.wf.priority))
+            unit.touch(current)
+
+        await self._change_if_exists(task_id, workflow_of_task, apply)
+
+    async def _change_if_exists(
+        self,
+        item_id: str,
+        workflow_of: Callable[[AsyncConnection], Awaitable[str | None]],
+        fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
+    ) -> None:
+        try:
+            await self.change(workflow_of, fn)
+        except NotFound:
+            # The task or its workflow was removed meanwhile: drop the stale queue item.
+            await self.db.run_write(lambda conn: store.remove_items(conn, [item_id]))
+
+    async def _task_or_none(self, task_id: str) -> TaskRecord | None:
+        async with self.db.read() as conn:
+            return await store.get_task(conn, task_id)
 
     async def _start_failure_workflow(
         self, conn: AsyncConnection, unit: Unit, d: decider.Decision, now: int

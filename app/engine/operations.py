@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine import decider
 from app.engine.definition import index_for
-from app.engine.executor import Executor, Unit, queue_name
+from app.engine.executor import Executor, Unit, queue_name, terminate_unit
 from app.engine.model import (
     T_CANCELED,
     T_FAILED,
@@ -33,17 +33,6 @@ from app.store import executions as store
 from app.store import metadata as meta_repo
 
 RETRYABLE_END_STATES = frozenset({T_FAILED, T_FAILED_WITH_TERMINAL_ERROR, T_TIMED_OUT, T_CANCELED})
-
-
-def _cancel_pending(unit: Unit, now: int) -> None:
-    for task in unit.tasks:
-        if not task.terminal:
-            task.status = T_CANCELED
-            task.endTime = now
-            task.updateTime = now
-            task.timeoutAt = None
-            unit.touch(task)
-            unit.queue_remove.append(task.taskId)
 
 
 def _reopen(unit: Unit, now: int) -> None:
@@ -68,19 +57,15 @@ class Operations:
         self.ex = executor
 
     async def terminate(self, workflow_id: str, reason: str | None) -> None:
-        async def apply(_conn: AsyncConnection, unit: Unit, now: int) -> None:
+        async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:
             wf = unit.wf
             if wf.status == WF_COMPLETED:
                 raise Conflict(f"Cannot terminate a {wf.status} workflow.")
             if wf.status == WF_TERMINATED:
                 return
-            _cancel_pending(unit, now)
-            wf.status = WF_TERMINATED
-            wf.reasonForIncompletion = reason
-            wf.endTime = now
-            wf.timeoutAt = None
-            state = decider.State(unit.definition, unit.index, wf, unit.tasks, now, lambda _n: None)
-            wf.output = decider.workflow_output(state)
+            terminate_unit(unit, reason, now)
+            await self.ex.system.terminate_children(conn, unit, reason or "terminated", now)
+            self.ex.system.child_ended(unit, now)
 
         await self.ex.change(workflow_id, apply, decide=False)
 

@@ -1,7 +1,10 @@
-"""Background loops of one Baton process: the timer sweep (task and workflow timeouts).
+"""Background loops of one Baton process: the timer sweep (task and workflow timeouts) and
+one loop per system queue (HTTP, INLINE, WAIT timers, SUB_WORKFLOW completions).
 
-Async system tasks (HTTP, ...) get their runner here too when they arrive. Every loop is
-bounded by its interval and stops promptly on shutdown.
+A system-queue loop claims due items with a lease (another process, or this one after a
+crash, gets them again only once the lease runs out), runs them concurrently up to a limit,
+and sleeps until woken by new work, the next due time, or a bounded recheck. Every loop
+stops promptly on shutdown.
 """
 
 from __future__ import annotations
@@ -11,8 +14,16 @@ import contextlib
 import logging
 
 from app.engine.executor import Executor
+from app.store import executions as store
 
 log = logging.getLogger("baton.runner")
+
+# An item whose runner died is run again after this long (at-least-once).
+LEASE_MS = 10 * 60 * 1000
+# Without a wake-up, a loop looks at its queue at least this often.
+RECHECK_S = 1.0
+CONCURRENCY = {"_sys:HTTP": 64, "_sys:INLINE": 4}
+DEFAULT_CONCURRENCY = 16
 
 
 class Runner:
@@ -24,6 +35,11 @@ class Runner:
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="baton-sweep"))
+        for name in self.executor.system.runner_queues:
+            limit = CONCURRENCY.get(name, DEFAULT_CONCURRENCY)
+            self._tasks.append(
+                asyncio.create_task(self._queue_loop(name, limit), name=f"baton-{name}")
+            )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -33,6 +49,21 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        """Run every due system-queue item now, one at a time, until none is left (tests
+        drive time by hand and call this instead of running the loops). Returns the count."""
+        done = 0
+        for _ in range(max_rounds):
+            claimed = 0
+            for name in self.executor.system.runner_queues:
+                for item in await self.executor.lease_system(name, 100, LEASE_MS):
+                    await self.executor.run_system_item(name, item)
+                    claimed += 1
+            done += claimed
+            if not claimed:
+                break
+        return done
 
     async def _sweep_loop(self) -> None:
         while not self._stopping.is_set():
@@ -44,3 +75,45 @@ class Runner:
                 log.exception("timer sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.sweep_interval_s)
+
+    async def _queue_loop(self, name: str, limit: int) -> None:
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                free = limit - len(inflight)
+                claimed: list[str] = []
+                if free > 0:
+                    try:
+                        claimed = await self.executor.lease_system(name, free, LEASE_MS)
+                    except Exception:  # a database blip must not end the loop
+                        log.exception("claiming from %s failed", name)
+                for item in claimed:
+                    task = asyncio.create_task(self._run(name, item))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if claimed and len(claimed) == free:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                await self.executor.notifier.wait(name, await self._idle_wait(name))
+        finally:
+            for task in inflight:
+                task.cancel()
+
+    async def _idle_wait(self, name: str) -> float:
+        """Seconds until the next item of `name` comes due, capped by the recheck interval."""
+        try:
+            async with self.executor.db.read() as conn:
+                due = await store.next_due(conn, name)
+        except Exception:
+            return RECHECK_S
+        if due is None:
+            return RECHECK_S
+        # At least a few ms: an item due now but held by another process must not spin us.
+        wait_ms = max(due - self.executor.clock.now_ms(), 5)
+        return min(RECHECK_S, wait_ms / 1000)
+
+    async def _run(self, name: str, item: str) -> None:
+        try:
+            await self.executor.run_system_item(name, item)
+        except Exception:  # one failing item must not stop the others
+            log.exception("running %s item %s failed", name, item)

@@ -343,6 +343,13 @@ async def lease(
     return list(await conn.scalars(stmt))
 
 
+async def next_due(conn: AsyncConnection, queue_name: str) -> int | None:
+    due: int | None = await conn.scalar(
+        sa.select(sa.func.min(queue.c.due_at)).where(queue.c.queue_name == queue_name)
+    )
+    return due
+
+
 async def queue_sizes(conn: AsyncConnection, names: Sequence[str] | None = None) -> dict[str, int]:
     query = sa.select(queue.c.queue_name, sa.func.count()).group_by(queue.c.queue_name)
     if names is not None:

@@ -167,3 +167,28 @@ poll_data = sa.Table(
     sa.Column("worker_id", sa.String(255), nullable=True),
     sa.Column("last_poll_time", sa.BigInteger, nullable=False),
 )
+
+# -- events -----------------------------------------------------------------------------
+# Event handlers keep Conductor's whole EventHandler document in `body`; `event` and `active`
+# are copies for the lookup an EVENT task makes. `event_actions` holds handler actions to
+# apply after the EVENT task's transaction commits (a `_sys:EVENT_ACTION` queue item points
+# at each row); the transaction that applies one deletes its row.
+
+event_handlers = sa.Table(
+    "event_handlers",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("event", sa.String(1024), nullable=False, index=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=True),
+)
+
+event_actions = sa.Table(
+    "event_actions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
