@@ -16,6 +16,7 @@ from app.engine.model import (
     T_CANCELED,
     T_FAILED,
     T_FAILED_WITH_TERMINAL_ERROR,
+    T_IN_PROGRESS,
     T_SCHEDULED,
     T_SKIPPED,
     T_TIMED_OUT,
@@ -50,6 +51,19 @@ def _enqueue(unit: Unit, task: TaskRecord, now: int) -> None:
         due = now + task.callbackAfterSeconds * 1000
         unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
         unit.notify.add(name)
+
+
+async def _restart_task(
+    executor: Executor, conn: AsyncConnection, unit: Unit, task: TaskRecord, now: int
+) -> None:
+    """Give a task that runs again its work: a queue entry for a worker, or the system
+    task's own start (an HTTP call queued for the runner, a WAIT timer, a new child...)."""
+    if task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES:
+        _enqueue(unit, task, now)
+        return
+    task.status = T_IN_PROGRESS
+    task.startTime = now
+    await executor.system.start(conn, unit, task, now)
 
 
 class Operations:
@@ -118,7 +132,7 @@ class Operations:
                 fresh.seq = len(unit.tasks) + 1
                 unit.tasks.append(fresh)
                 unit.new.append(fresh)
-                _enqueue(unit, fresh, now)
+                await _restart_task(self.ex, _conn, unit, fresh, now)
             _reopen(unit, now)
 
         await self.ex.change(workflow_id, apply)
@@ -192,9 +206,9 @@ class Operations:
             target.callbackAfterSeconds = 0
             if request.get("taskInput") is not None:
                 target.inputData = dict(request["taskInput"])
-            decider.refresh_timeout(target)
             unit.touch(target)
-            _enqueue(unit, target, now)
+            await _restart_task(self.ex, conn, unit, target, now)
+            decider.refresh_timeout(target)
             _reopen(unit, now)
 
         await self.ex.change(workflow_id, apply)

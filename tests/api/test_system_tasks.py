@@ -501,3 +501,27 @@ async def test_dynamic_task_with_an_unknown_name_fails(client: httpx.AsyncClient
     body = await wf(client, await run(client, tasks))
     assert body["status"] == "FAILED"
     assert "Cannot find task by name ghost" in body["reasonForIncompletion"]
+
+
+async def test_retrying_a_failed_http_workflow_runs_the_http_task_again(
+    client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    from tests.conftest import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}/nothing-listens-here"
+    tasks = [
+        {
+            "name": "call",
+            "taskReferenceName": "call",
+            "type": "HTTP",
+            "inputParameters": {"uri": uri, "method": "GET", "connectionTimeOut": 500},
+        }
+    ]
+    workflow_id = await run(client, tasks)
+    await drain(api_app)
+    assert (await wf(client, workflow_id))["status"] == "FAILED"
+    assert (await client.post(f"/api/workflow/{workflow_id}/retry")).status_code == 204
+    await drain(api_app)
+    body = await wf(client, workflow_id)
+    assert [t["status"] for t in body["tasks"]] == ["FAILED", "FAILED"]
+    assert body["tasks"][1]["retriedTaskId"] == body["tasks"][0]["taskId"]
