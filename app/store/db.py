@@ -207,6 +207,10 @@ class Database:
                 SQLITE_READERS, thread_name_prefix="baton-sqlite-read"
             )
             self._write_lock = asyncio.Lock()
+            # At most one read session per reader connection, taken on the loop: a thread
+            # must never block waiting for a pooled connection, or the threads that would
+            # give connections back could all be taken by such waiters (a deadlock).
+            self._read_slots = asyncio.Semaphore(SQLITE_READERS)
         else:
             self._engine = create_async_engine(
                 url.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -259,7 +263,10 @@ class Database:
                 finally:
                     await conn.rollback()
             return
-        async with self._sqlite_session(self._sqlite_reader, self._read_hop, commit=False) as conn:
+        async with (
+            self._read_slots,
+            self._sqlite_session(self._sqlite_reader, self._read_hop, commit=False) as conn,
+        ):
             yield conn
 
     async def _read_hop(self, fn: Callable[..., T], *args: Any) -> T:
