@@ -824,7 +824,12 @@ def _dynamic_fork_tasks(wt: WorkflowTask, task_input: Json) -> list[WorkflowTask
 
 def _evaluate_join(state: State, join: TaskRecord, d: Decision) -> None:
     latest = _latest(state)
-    join_on = [r for r in join.inputData.get("joinOn") or [] if isinstance(r, str)]
+    given = join.inputData.get("joinOn")
+    if given is None:
+        # A join not scheduled by a fork (an EXCLUSIVE_JOIN after a SWITCH): the definition's.
+        suffix = f"__{join.iteration}" if join.iteration else ""
+        given = [f"{ref}{suffix}" for ref in join.workflowTask.get("joinOn") or []]
+    join_on = [r for r in given if isinstance(r, str)]
     if join.taskType == "EXCLUSIVE_JOIN":
         _evaluate_exclusive_join(state, join, join_on, latest, d)
         return
