@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -134,3 +136,11 @@ def token(url: str) -> str:
 def headers(url: str) -> dict[str, str]:
     t = token(url)
     return {"X-Authorization": t} if t else {}
+
+
+def report(results_dir: Path, prefix: str, table: str, rows: list[dict[str, Any]]) -> None:
+    """Print the table and keep it, with the raw rows, under bench/results/."""
+    print(table)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (results_dir / f"{prefix}-{stamp}.md").write_text(table + "\n")
+    (results_dir / f"{prefix}-{stamp}.json").write_text(json.dumps(rows, indent=2))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,15 @@ from typing import Any
 
 import httpx
 
-from bench.common import REPO_ROOT, baton_server, free_port, fresh_database, headers, percentile
+from bench.common import (
+    REPO_ROOT,
+    baton_server,
+    free_port,
+    fresh_database,
+    headers,
+    percentile,
+    report,
+)
 
 
 def _definition(stub: str) -> dict[str, Any]:
@@ -156,10 +163,7 @@ def main() -> int:
             f"| {r['statuses']} | {r['stub_hits']} |"
         )
     table = "\n".join(lines)
-    print(table)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (results / f"http-workflows-{stamp}.md").write_text(table + "\n")
-    (results / f"http-workflows-{stamp}.json").write_text(json.dumps(rows, indent=2))
+    report(results, "http-workflows", table, rows)
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import REPO_ROOT, baton_server, fresh_database, headers, percentile
+from bench.common import REPO_ROOT, baton_server, fresh_database, headers, percentile, report
 
 TASK = "bench_step"
 
@@ -164,10 +164,7 @@ def main() -> int:
             f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} |"
         )
     table = "\n".join(lines)
-    print(table)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (results_dir / f"worker-roundtrip-{stamp}.md").write_text(table + "\n")
-    (results_dir / f"worker-roundtrip-{stamp}.json").write_text(json.dumps(rows, indent=2))
+    report(results_dir, "worker-roundtrip", table, rows)
     return 0
 
 

@@ -63,7 +63,6 @@ class Unit:
     queue_remove: list[str] = field(default_factory=list)
     notify: set[str] = field(default_factory=set)
     logs: list[tuple[str, str, int]] = field(default_factory=list)
-    started_children: list[str] = field(default_factory=list)
 
     @property
     def definition(self) -> WorkflowDef:

@@ -13,13 +13,9 @@ from app.engine import decider
 from app.engine.definition import index_for
 from app.engine.executor import Executor, Unit, queue_name, terminate_unit
 from app.engine.model import (
-    T_CANCELED,
-    T_FAILED,
-    T_FAILED_WITH_TERMINAL_ERROR,
     T_IN_PROGRESS,
     T_SCHEDULED,
     T_SKIPPED,
-    T_TIMED_OUT,
     WF_COMPLETED,
     WF_PAUSED,
     WF_RUNNING,
@@ -32,8 +28,6 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef, WorkflowTask
 from app.store import executions as store
 from app.store import metadata as meta_repo
-
-RETRYABLE_END_STATES = frozenset({T_FAILED, T_FAILED_WITH_TERMINAL_ERROR, T_TIMED_OUT, T_CANCELED})
 
 
 def _reopen(unit: Unit, now: int) -> None:
@@ -116,7 +110,7 @@ class Operations:
             for task in unit.tasks:
                 if not task.retried:
                     latest[task.referenceTaskName] = task
-            failed = [t for t in latest.values() if t.status in RETRYABLE_END_STATES]
+            failed = [t for t in latest.values() if t.status in decider.FAILED_STATES]
             if not failed:
                 raise Conflict(
                     "There are no retryable tasks! Use restart if you want to attempt entire "
