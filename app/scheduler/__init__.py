@@ -1,0 +1,1 @@
+"""Schedules: Spring-dialect cron parsing and the timer that fires workflows on time."""
