@@ -67,6 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     asyncio.run(_migrate(settings))
+    # Here, not only in the app's startup, so a missing or bad key is one line, no traceback.
+    from app.secrets.keyring import load_keyring
+
+    load_keyring(settings)
     log.info(
         "serving on http://%s:%s (database %s)",
         settings.host,
@@ -109,6 +113,56 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     print(json.dumps({"keyId": key_id, "keySecret": secret}))
 
 
+def cmd_secrets_generate_key(args: argparse.Namespace) -> None:
+    """Print a new random key entry for BATON_SECRETS_KEY."""
+    from app.secrets.keyring import generate_key_text
+
+    try:
+        print(generate_key_text(args.key_id))
+    except ValueError as exc:
+        raise ConfigError(f"--key-id: {exc}") from None
+
+
+async def _rekey(settings: Settings) -> tuple[str, int, int]:
+    from app.auth.service import AuthService
+    from app.clock import SystemClock
+    from app.secrets.keyring import load_keyring
+    from app.secrets.service import SecretService
+    from app.store.db import Database, check_reachable
+    from app.store.migrate import upgrade
+
+    keyring = load_keyring(settings)
+    db = Database(settings.database, pool_size=1)
+    try:
+        await check_reachable(db)
+        await upgrade(db)
+        clock = SystemClock()
+        service = SecretService(db, clock, settings, keyring, AuthService(db, clock, settings))
+        values, documents = await service.rekey()
+    finally:
+        await db.dispose()
+    return keyring.current_key_id, values, documents
+
+
+def cmd_secrets_rekey(args: argparse.Namespace) -> None:
+    """Re-seal everything sealed under an older key with the first key of BATON_SECRETS_KEY."""
+    from app.errors import BatonError
+    from app.secrets.keyring import SealError
+
+    settings = _settings(args)
+    try:
+        key_id, values, documents = asyncio.run(_rekey(settings))
+    except (SealError, BatonError) as exc:
+        reason = exc.message if isinstance(exc, BatonError) else str(exc)
+        raise ConfigError(
+            f"rekey stopped: {reason}; keep every old key in BATON_SECRETS_KEY"
+        ) from None
+    print(
+        f"re-sealed {values} secret values and {documents} workflow/task documents "
+        f"under key '{key_id}'"
+    )
+
+
 def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="overrides BATON_DATABASE_URL")
     p.add_argument("--data-dir", help="overrides BATON_DATA_DIR")
@@ -143,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db_options(create)
     create.set_defaults(func=cmd_keys_create)
+
+    secrets = sub.add_parser("secrets", help="manage the keys that encrypt secrets")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    generate = secrets_sub.add_parser(
+        "generate-key", help="print a new random key entry for BATON_SECRETS_KEY"
+    )
+    generate.add_argument("--key-id", default="k1", help="the key's id (default k1)")
+    generate.set_defaults(func=cmd_secrets_generate_key)
+    rekey = secrets_sub.add_parser(
+        "rekey",
+        help="re-seal every stored secret under the first key of BATON_SECRETS_KEY",
+    )
+    _add_db_options(rekey)
+    rekey.set_defaults(func=cmd_secrets_rekey)
     return parser
 
 

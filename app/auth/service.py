@@ -268,6 +268,20 @@ class AuthService:
             key_id=key_id,
         )
 
+    async def principal_for_application(self, app_id: str) -> Principal | None:
+        """The application with its current roles, as the principal a workflow it started
+        runs as; None when it no longer exists."""
+        async with self.db.read() as conn:
+            app = await repo.get_application(conn, app_id)
+            if app is None:
+                return None
+            roles = await repo.roles_of(conn, app_id)
+        return Principal(
+            id=app["id"],
+            name=app["name"],
+            roles=frozenset(Role(r) for r in roles if r in Role.__members__),
+        )
+
     def _changed(self) -> None:
         """Call after committing any change to applications, roles or keys."""
         self._generation += 1

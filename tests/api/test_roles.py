@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI
 
-from app.auth.permissions import Permission, Principal, Role, require
+from app.auth.permissions import ANONYMOUS_ADMIN, Permission, Principal, Role
 from app.clock import ManualClock
 from app.config import Settings
 from app.main import create_app
@@ -102,20 +101,11 @@ class GrantsFor:
 
 @pytest.fixture
 async def secrets_app(settings: Settings, clock: ManualClock) -> FastAPI:
-    """The app plus a stand-in secret endpoint declared the way the secrets feature will."""
-    app = create_app(settings, clock=clock)
-
-    @app.get(
-        "/api/secrets/{key}",
-        dependencies=[require(Permission.SECRET_READ, resource_param="key")],
-    )
-    async def read_secret(request: Request, key: str) -> PlainTextResponse:
-        return PlainTextResponse(f"value-of-{key}")
-
-    return app
+    return create_app(settings, clock=clock)
 
 
 async def _secret_status(app: FastAPI, roles: list[Role], name: str, key: str) -> int:
+    await app.state.services.secrets.put(key, f"value-of-{key}", ANONYMOUS_ADMIN)
     auth = app.state.services.auth
     key_id, secret = await auth.create_key_for(name, roles)
     async with asgi_client(app) as c:
