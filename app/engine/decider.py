@@ -247,6 +247,10 @@ def new_task(
         firstScheduledTime=retry_of.firstScheduledTime if retry_of else now,
         taskDefinition=td.to_json(),
     )
+    if wt.type == "HTTP" and wt.asyncComplete:
+        # Conductor's HTTP mapper hands the WorkflowTask's flag to the task input (an
+        # explicit input key still wins).
+        task.inputData.setdefault("asyncComplete", True)
     if wt.type not in WORKER_TYPES:
         # Baton runs these itself: they start at once (Conductor's IN_PROGRESS system tasks).
         task.status = T_IN_PROGRESS

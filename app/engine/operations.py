@@ -13,6 +13,7 @@ from app.engine import decider
 from app.engine.definition import index_for
 from app.engine.executor import Executor, Unit, queue_name, terminate_unit
 from app.engine.model import (
+    T_CANCELED,
     T_IN_PROGRESS,
     T_SCHEDULED,
     T_SKIPPED,
@@ -24,10 +25,16 @@ from app.engine.model import (
     TaskRecord,
     new_id,
 )
+from app.engine.system import SystemTasks
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef, WorkflowTask
 from app.store import executions as store
 from app.store import metadata as meta_repo
+
+# Deeper sub-workflow nesting than this is a definition that starts itself: stop there.
+MAX_NESTING = 64
+# A retry reopens these rather than scheduling new ones (Conductor's rule).
+RETRIED_IN_PLACE = frozenset({"JOIN", "EXCLUSIVE_JOIN", "DO_WHILE"})
 
 
 def _reopen(unit: Unit, now: int) -> None:
@@ -45,6 +52,28 @@ def _enqueue(unit: Unit, task: TaskRecord, now: int) -> None:
         due = now + task.callbackAfterSeconds * 1000
         unit.queue_push.append((name, task.taskId, due, unit.wf.priority))
         unit.notify.add(name)
+
+
+def _reopen_in_place(unit: Unit, task: TaskRecord, now: int) -> None:
+    """Conductor's retry of a JOIN or a DO_WHILE: the same task waits again, keeping what a
+    new one would lack (a dynamic fork's joinOn, the loop's iteration and outputs)."""
+    task.status = T_IN_PROGRESS
+    task.executed = False
+    task.reasonForIncompletion = None
+    task.endTime = 0
+    task.updateTime = now
+    decider.refresh_timeout(task)
+    unit.touch(task)
+
+
+def _first_unsuccessful(unit: Unit) -> TaskRecord | None:
+    """Where a retry with resumeSubworkflowTasks looks: the first current attempt that
+    ended unsuccessfully. Conductor takes the first unsuccessful task of all, even one a
+    later attempt replaced; here a real failure also comes before the tasks cancelled
+    because of it, so a failed sub-workflow in a fork is found behind a cancelled sibling."""
+    current = sorted((t for t in unit.tasks if not t.retried), key=lambda t: t.seq)
+    failed = [t for t in current if t.status in decider.FAILED_STATES]
+    return next((t for t in failed if t.status != T_CANCELED), failed[0] if failed else None)
 
 
 async def _restart_task(
@@ -99,37 +128,133 @@ class Operations:
 
         await self.ex.change(workflow_id, apply)
 
-    async def retry(self, workflow_id: str) -> None:
-        async def apply(_conn: AsyncConnection, unit: Unit, now: int) -> None:
-            wf = unit.wf
+    async def retry(self, workflow_id: str, resume_subworkflow_tasks: bool = False) -> None:
+        """Conductor's retry. The failed tasks run again as new tasks (a failed SUB_WORKFLOW
+        task so starts a new child); with `resume_subworkflow_tasks` the deepest failed
+        sub-workflow is retried in place instead. Either way the parents of the workflow
+        retried are revived: their SUB_WORKFLOW task waits for the same child again."""
+        # Outermost ancestor first: rows are locked parent before child, as terminate does.
+        chain: list[str] = []
+
+        async def outermost(conn: AsyncConnection) -> str:
+            chain[:] = await self._resumable_ancestors(conn, workflow_id)
+            return chain[0]
+
+        async def apply(conn: AsyncConnection, root: Unit, now: int) -> None:
+            units = [root, *[await self.ex._load(conn, wf_id) for wf_id in chain[1:]]]
+            wf = units[-1].wf
             if not wf.terminal:
                 raise NotFound(f"Workflow is still running.  status={wf.status}")
-            if not unit.tasks:
+            if not units[-1].tasks:
                 raise Conflict("Workflow has not started yet")
-            latest: dict[str, TaskRecord] = {}
-            for task in unit.tasks:
-                if not task.retried:
-                    latest[task.referenceTaskName] = task
-            failed = [t for t in latest.values() if t.status in decider.FAILED_STATES]
-            if not failed:
-                raise Conflict(
-                    "There are no retryable tasks! Use restart if you want to attempt entire "
-                    "workflow execution again."
-                )
-            defs = await self.ex.task_defs.get_many(_conn, [t.taskDefName for t in failed])
-            state = decider.State(unit.definition, unit.index, wf, unit.tasks, now, defs.get)
-            for old in failed:
-                wt = WorkflowTask.model_validate(old.workflowTask)
-                fresh = decider.new_task(state, wt, retry_of=old)
-                old.retried = True
-                unit.touch(old)
-                fresh.seq = len(unit.tasks) + 1
-                unit.tasks.append(fresh)
-                unit.new.append(fresh)
-                await _restart_task(self.ex, _conn, unit, fresh, now)
-            _reopen(unit, now)
+            if resume_subworkflow_tasks:
+                units.extend(await self._failed_descendants(conn, units[-1]))
+            await self._retry_unit(conn, units[-1], now)
+            for parent, child in zip(reversed(units[:-1]), reversed(units[1:]), strict=True):
+                task = parent.task(child.wf.parentWorkflowTaskId or "")
+                if parent.wf.status == WF_COMPLETED or not SystemTasks.resumable(
+                    task, child.wf.workflowId
+                ):
+                    break  # the link changed since it was read: stop reviving here
+                assert task is not None
+                if parent.wf.terminal:
+                    await self._retry_unit(conn, parent, now, resumed=task)
+                    parent.wf.failedReferenceTaskNames = []
+                    parent.wf.failedTaskNames = []
+                else:  # a PAUSED parent: its task waits again, the pause stands
+                    self.ex.system.resume_sub_workflow(parent, task, now)
+            for unit in units[1:]:  # the outermost one is decided and saved by change()
+                await self.ex._decide(conn, unit, now)
+                unit.wf.updateTime = now
+                unit.notify.add(f"wf:{unit.wf.workflowId}")
+                await self.ex._save(conn, unit)
+                root.notify |= unit.notify
 
-        await self.ex.change(workflow_id, apply)
+        await self.ex.change(outermost, apply)
+
+    async def _retry_unit(
+        self, conn: AsyncConnection, unit: Unit, now: int, resumed: TaskRecord | None = None
+    ) -> None:
+        """Schedule the latest failed attempt of every task again and reopen the workflow;
+        `resumed`, a SUB_WORKFLOW task whose child is retried, waits for that child instead."""
+        wf = unit.wf
+        latest: dict[str, TaskRecord] = {}
+        for task in unit.tasks:
+            if not task.retried:
+                latest[task.referenceTaskName] = task
+        failed = [
+            t for t in latest.values() if t.status in decider.FAILED_STATES and t is not resumed
+        ]
+        if not failed and resumed is None:
+            raise Conflict(
+                "There are no retryable tasks! Use restart if you want to attempt entire "
+                "workflow execution again."
+            )
+        defs = await self.ex.task_defs.get_many(conn, [t.taskDefName for t in failed])
+        state = decider.State(unit.definition, unit.index, wf, unit.tasks, now, defs.get)
+        for old in failed:
+            if old.taskType in RETRIED_IN_PLACE:
+                _reopen_in_place(unit, old, now)
+                continue
+            wt = WorkflowTask.model_validate(old.workflowTask)
+            fresh = decider.new_task(state, wt, retry_of=old)
+            old.retried = True
+            unit.touch(old)
+            fresh.seq = len(unit.tasks) + 1
+            unit.tasks.append(fresh)
+            unit.new.append(fresh)
+            await _restart_task(self.ex, conn, unit, fresh, now)
+        if resumed is not None:
+            self.ex.system.resume_sub_workflow(unit, resumed, now)
+        _reopen(unit, now)
+
+    async def _resumable_ancestors(self, conn: AsyncConnection, workflow_id: str) -> list[str]:
+        """`workflow_id` and, outermost first, the parents a retry of it revives (read
+        without locks; `retry` checks each link again once the rows are locked)."""
+        chain = [workflow_id]
+        for _ in range(MAX_NESTING):
+            found = await store.load_workflow(conn, self.ex.db.ops, chain[0], lock=False)
+            if found is None or not found[0].parentWorkflowId:
+                break
+            child = found[0]
+            task = await store.get_task(conn, child.parentWorkflowTaskId or "")
+            parent = await store.load_workflow(
+                conn, self.ex.db.ops, child.parentWorkflowId or "", lock=False
+            )
+            if (
+                parent is None
+                or parent[0].status == WF_COMPLETED
+                or parent[0].workflowId in chain
+                or task is None
+                or task.workflowInstanceId != parent[0].workflowId
+                or not SystemTasks.resumable(task, child.workflowId)
+            ):
+                break
+            chain.insert(0, parent[0].workflowId)
+        return chain
+
+    async def _failed_descendants(self, conn: AsyncConnection, unit: Unit) -> list[Unit]:
+        """Conductor's findLastFailedSubWorkflowIfAny: follow the first unsuccessful task
+        down while it is a SUB_WORKFLOW task whose child ended with an unsuccessful task;
+        the last workflow reached is the one to retry. Locked top-down."""
+        found: list[Unit] = []
+        seen = {unit.wf.workflowId}
+        for _ in range(MAX_NESTING):
+            task = _first_unsuccessful(unit)
+            if task is None or task.taskType != "SUB_WORKFLOW" or not task.subWorkflowId:
+                break
+            if task.subWorkflowId in seen:
+                break
+            try:
+                child = await self.ex._load(conn, task.subWorkflowId)
+            except NotFound:
+                break  # the child was removed: retry this workflow itself
+            if not child.wf.terminal or _first_unsuccessful(child) is None:
+                break
+            found.append(child)
+            seen.add(child.wf.workflowId)
+            unit = child
+        return found
 
     async def restart(self, workflow_id: str, use_latest: bool) -> None:
         async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:

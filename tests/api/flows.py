@@ -95,3 +95,9 @@ async def drain(api_app: FastAPI) -> int:
 
 def refs(body: dict[str, Any]) -> list[str]:
     return [t["referenceTaskName"] for t in body["tasks"]]
+
+
+def task_of(body: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The latest attempt of the task `ref` in a workflow body."""
+    found: dict[str, Any] = [t for t in body["tasks"] if t["referenceTaskName"] == ref][-1]
+    return found
