@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     token_signing_key: SecretStr | None = None
     # true: /metrics is open; false: it needs a token like every other endpoint.
     metrics_public: bool = True
+    # Secrets at rest: "keyid:base64-32-bytes[,keyid:...]"; the first key encrypts, all
+    # decrypt. Required on Postgres; SQLite falls back to $BATON_DATA_DIR/secrets.key.
+    secrets_key: SecretStr | None = None
+    # Values kept per secret (the current one included) for rollback.
+    secrets_versions_kept: int = Field(default=10, ge=2, le=1000)
+    secrets_max_value_bytes: int = Field(default=65536, ge=1, le=1024 * 1024)
+    # Scheduler: this process fires due schedules (with background_enabled). Every process
+    # on one database may; each slot still starts one workflow.
+    scheduler_enabled: bool = True
+    # Besides waking at the next slot, the scheduler re-reads the schedules this often: how
+    # soon it sees other processes' changes and BUFFER_ONE runs whose predecessor ended.
+    scheduler_rescan_ms: int = Field(default=2000, ge=100, le=60_000)
+    # Execution records kept: this many days (0: no age limit) and this many newest per
+    # schedule (0: no count limit).
+    scheduler_retention_days: int = Field(default=30, ge=0, le=36_500)
+    scheduler_retention_per_schedule: int = Field(default=1000, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

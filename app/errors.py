@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.secrets import masking
+
 log = logging.getLogger("baton.errors")
 
 VALIDATION_FAILED = "Validation failed, check below errors for detail."
@@ -120,8 +122,19 @@ class Transient(BatonError):
     retryable = True
 
 
-def error_response(exc: BatonError, instance: str) -> JSONResponse:
-    return JSONResponse(exc.body(instance), status_code=exc.status)
+def error_response(
+    exc: BatonError, instance: str, masker: masking.Masker | None = None
+) -> JSONResponse:
+    # A message can quote input (a bad value, a failing URL); no secret value goes back out.
+    body = exc.body(instance)
+    return JSONResponse(masker.view(body) if masker else body, status_code=exc.status)
+
+
+def _masker_of(request: Request) -> masking.Masker | None:
+    services = getattr(request.app.state, "services", None)
+    executor = getattr(services, "executor", None)
+    masker = getattr(executor, "masker", None)
+    return masker if isinstance(masker, masking.Masker) else None
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
@@ -147,13 +160,13 @@ def from_request_validation(exc: RequestValidationError) -> BadRequest:
 
 
 def install_error_handlers(app: FastAPI, instance: str) -> None:
-    async def on_baton_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_baton_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BatonError)
-        return error_response(exc, instance)
+        return error_response(exc, instance, _masker_of(request))
 
-    async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
+    async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(from_request_validation(exc), instance)
+        return error_response(from_request_validation(exc), instance, _masker_of(request))
 
     async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

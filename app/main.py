@@ -25,6 +25,7 @@ from app.engine.executor import Executor
 from app.engine.notify import Notifier, PostgresListener
 from app.engine.runner import Runner
 from app.errors import install_error_handlers
+from app.secrets import masking, sealing
 from app.services.events import install_events
 from app.services.executions import ExecutionService
 from app.services.metadata import MetadataService
@@ -42,18 +43,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.secrets.keyring import load_keyring
+        from app.secrets.service import SecretGrants, SecretService
+
+        keyring = load_keyring(settings)  # first: a missing key must fail before anything opens
         db = Database(settings.database, pool_size=settings.db_pool_size)
         notifier = Notifier()
         task_defs = TaskDefCache()
         executor = Executor(db, clock, notifier, task_defs)
         metadata_service = MetadataService(db, clock)
         metadata_service.on_task_def_change = task_defs.invalidate
+        metadata_service.on_workflow_def_change = executor.workflow_defs.invalidate
         auth = AuthService(db, clock, settings)
         try:
             await auth.start()  # signing key, first admin application
         except BaseException:
             await db.dispose()
             raise
+        auth.grants = SecretGrants(db)
         app.state.services = Services(
             settings=settings,
             db=db,
@@ -63,21 +70,48 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             auth=auth,
             executor=executor,
             executions=ExecutionService(executor),
+            secrets=SecretService(db, clock, settings, keyring, auth),
         )
         listener = None
         if db.dialect == "postgresql":
             listener = PostgresListener(settings.database.libpq_dsn(), notifier)
             await listener.start()
-        installed = install_tasks(executor, settings)
+        secret_service = app.state.services.secrets
+        # Stored `_secrets` subtrees are sealed with the same keyring as the secrets.
+        sealing.install(keyring)
+        masking.install_log_redaction()
+        refresher = masking.KnownValuesRefresher(secret_service.known_values, executor.masker)
+        await refresher.refresh()
+        secret_service.on_change = refresher.soon
+        executor.secrets = secret_service
+        installed = install_tasks(executor, settings, secrets=secret_service)
         install_events(executor)  # before the runner: it serves the event action queue
         runner = Runner(executor, sweep_interval_s=settings.sweep_interval_ms / 1000)
         app.state.services.runner = runner
+        from app.scheduler.service import SchedulerService
+        from app.scheduler.timer import SchedulerTimer
+
+        scheduler = SchedulerService(
+            db,
+            clock,
+            executor,
+            metrics.registry,
+            retention_days=settings.scheduler_retention_days,
+            retention_per_schedule=settings.scheduler_retention_per_schedule,
+        )
+        app.state.services.scheduler = scheduler
+        timer = SchedulerTimer(scheduler, rescan_s=settings.scheduler_rescan_ms / 1000)
+        if settings.background_enabled and settings.scheduler_enabled:
+            timer.start()
         if settings.background_enabled:
             runner.start()
+            refresher.start_periodic()  # other processes' rotations reach this one's masks
         try:
             yield
         finally:
+            await timer.stop()  # first: a firing in flight finishes before the rest stops
             await runner.stop()
+            await refresher.stop()
             await installed.close()
             if listener is not None:
                 await listener.stop()
@@ -97,6 +131,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(metadata.router)
     app.include_router(token.router)
     app.include_router(applications.router)
+    from app.api import secrets
+
+    app.include_router(secrets.router)
+    app.include_router(secrets.grants_router)
     # Search first: the /{workflowId} and /{taskId} routes would take "search" for an id.
     # (Imported here so this edit stays one block; the import may move to the top.)
     from app.api.search import task_search_router, workflow_search_router
@@ -112,6 +150,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(tasks.router)
     app.include_router(events.router)
     app.include_router(events.queue_router)
+    from app.api import scheduler as scheduler_api
+
+    app.include_router(scheduler_api.router)
     _mount_docs(app)
     # Outermost first: metrics see every answer, including 413s from the body guard.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, instance=instance)

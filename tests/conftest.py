@@ -41,6 +41,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The admin access key every test server and in-process app is seeded with.
 ADMIN_KEY_ID = "test-admin-key"
 ADMIN_KEY_SECRET = "test-admin-secret-for-tests-only"
+# The keyring of every test app and server (Postgres refuses to start without one).
+TEST_SECRETS_KEY = "test:lbq7IollCfhv3LJ8kmw2Dp7bturnEP46brhE7s1Qd7c="
+
+
+@pytest.fixture(autouse=True, scope="session")
+def secrets_key_in_environment() -> Iterator[None]:
+    """Every Settings() a test builds, and every process it starts, gets the test keyring;
+    a test of the no-key case removes it from its own process's environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BATON_SECRETS_KEY", TEST_SECRETS_KEY)
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -140,6 +151,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         background_enabled=False,
         admin_key_id=ADMIN_KEY_ID,
         admin_key_secret=SecretStr(ADMIN_KEY_SECRET),
+        secrets_key=SecretStr(TEST_SECRETS_KEY),
     )
 
 
@@ -284,6 +296,7 @@ def start_server(
         "BATON_PORT": str(port),
         "BATON_ADMIN_KEY_ID": ADMIN_KEY_ID,
         "BATON_ADMIN_KEY_SECRET": ADMIN_KEY_SECRET,
+        "BATON_SECRETS_KEY": TEST_SECRETS_KEY,
         **(extra_env or {}),
     }
     log_path = data_dir / f"server-{port}.log"

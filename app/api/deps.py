@@ -13,6 +13,8 @@ from app.clock import Clock
 from app.config import Settings
 from app.engine.executor import Executor
 from app.engine.runner import Runner
+from app.scheduler.service import SchedulerService
+from app.secrets.service import SecretService
 from app.services.executions import ExecutionService
 from app.services.metadata import MetadataService
 from app.store.db import Database
@@ -30,19 +32,27 @@ class Services:
     executions: ExecutionService
     # Set once the background runner exists (tests drain it by hand).
     runner: Runner | None = None
+    secrets: SecretService | None = None
+    scheduler: SchedulerService | None = None
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_metadata(request: Request) -> MetadataService:
-    return get_services(request).metadata
+# Dependencies are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
+# hop per request that costs more than the lookup itself.
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
-def get_executions(request: Request) -> ExecutionService:
-    return get_services(request).executions
+async def get_metadata(request: Request) -> MetadataService:
+    return services_of(request).metadata
+
+
+async def get_executions(request: Request) -> ExecutionService:
+    return services_of(request).executions
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -50,8 +60,28 @@ ExecutionsDep = Annotated[ExecutionService, Depends(get_executions)]
 MetadataDep = Annotated[MetadataService, Depends(get_metadata)]
 
 
-def get_auth(request: Request) -> AuthService:
-    return get_services(request).auth
+async def get_auth(request: Request) -> AuthService:
+    return services_of(request).auth
 
 
 AuthDep = Annotated[AuthService, Depends(get_auth)]
+
+
+async def get_secrets(request: Request) -> SecretService:
+    service = services_of(request).secrets
+    if service is None:
+        raise RuntimeError("the secret service is not running")
+    return service
+
+
+SecretsDep = Annotated[SecretService, Depends(get_secrets)]
+
+
+async def get_scheduler(request: Request) -> SchedulerService:
+    service = services_of(request).scheduler
+    if service is None:
+        raise RuntimeError("the scheduler service is not running")
+    return service
+
+
+SchedulerDep = Annotated[SchedulerService, Depends(get_scheduler)]

@@ -30,11 +30,11 @@ FREE_TEXT_DOC = "`*` for all, else a case-sensitive substring of the stored JSON
 SORT_DOC = "`field:ASC|DESC`, several joined by `|` or repeated."
 
 
-def get_search(services: ServicesDep) -> SearchService:
-    return SearchService(services.db)
+async def get_search(services: ServicesDep) -> SearchService:
+    return SearchService(services.db, services.executor.masker)
 
 
-def search_params(
+async def search_params(
     start: Annotated[int, Query()] = 0,
     size: Annotated[int, Query(description="At most 5000.")] = 100,
     sort: Annotated[list[str] | None, Query(description=SORT_DOC)] = None,

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.api.deps import ExecutionsDep
-from app.auth.permissions import Permission, require
+from app.auth.permissions import Permission, Principal, require
 from app.schemas.execution import RerunWorkflowRequest, SkipTaskRequest, StartWorkflowRequest
 from app.schemas.metadata import BulkResponse
 
 READ = [require(Permission.WORKFLOW_READ)]
 EXECUTE = [require(Permission.WORKFLOW_EXECUTE)]
+# The starter: a workflow runs as the application that started it (its secret access).
+Caller = Annotated[Principal, require(Permission.WORKFLOW_EXECUTE)]
 
 router = APIRouter(prefix="/api/workflow", tags=["workflow-resource"])
 bulk_router = APIRouter(prefix="/api/workflow/bulk", tags=["workflow-bulk-resource"])
@@ -35,9 +37,9 @@ def _text(value: str) -> PlainTextResponse:
     dependencies=EXECUTE,
 )
 async def start_workflow(
-    svc: ExecutionsDep, body: Annotated[StartWorkflowRequest, Body()]
+    svc: ExecutionsDep, caller: Caller, body: Annotated[StartWorkflowRequest, Body()]
 ) -> Response:
-    return _text(await svc.start(body))
+    return _text(await svc.start(body, caller.id))
 
 
 @router.post(
@@ -47,6 +49,7 @@ async def start_workflow(
 )
 async def execute_workflow(
     svc: ExecutionsDep,
+    caller: Caller,
     name: str,
     version: int,
     body: Annotated[StartWorkflowRequest, Body()],
@@ -55,7 +58,9 @@ async def execute_workflow(
     waitForSeconds: Annotated[int, Query(ge=0, le=300)] = 10,
 ) -> Response:
     refs = [r.strip() for r in (waitUntilTaskRef or "").split(",") if r.strip()]
-    return JSONResponse(await svc.execute(body, name, version, refs, waitForSeconds, requestId))
+    return JSONResponse(
+        await svc.execute(body, name, version, refs, waitForSeconds, requestId, caller.id)
+    )
 
 
 # -- reads (static paths before /{workflowId}) -------------------------------------------
@@ -207,7 +212,7 @@ async def restart(
 async def retry(
     svc: ExecutionsDep, workflowId: str, resumeSubworkflowTasks: bool = False
 ) -> Response:
-    await svc.ops.retry(workflowId)
+    await svc.ops.retry(workflowId, resumeSubworkflowTasks)
     return Response(status_code=204)
 
 
@@ -339,10 +344,11 @@ async def bulk_search(svc: ExecutionsDep, body: Ids, includeTasks: bool = True) 
 )
 async def start_workflow_by_name(
     svc: ExecutionsDep,
+    caller: Caller,
     name: str,
     body: Annotated[dict[str, Any], Body()],
     version: int | None = None,
     correlationId: str | None = None,
     priority: Annotated[int, Query(ge=0, le=99)] = 0,
 ) -> Response:
-    return _text(await svc.start_by_name(name, version, correlationId, priority, body))
+    return _text(await svc.start_by_name(name, version, correlationId, priority, body, caller.id))

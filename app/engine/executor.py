@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
-from app.engine import decider
-from app.engine.catalog import TaskDefCache
+from app.engine import decider, handoff
+from app.engine.catalog import TaskDefCache, WorkflowDefCache
 from app.engine.definition import DefIndex, index_for
+from app.engine.expressions import SecretNotAvailable
 from app.engine.model import (
     T_CANCELED,
     T_IN_PROGRESS,
@@ -35,10 +36,10 @@ from app.engine.notify import CHANNEL, Notifier
 from app.engine.system import SYSTEM_QUEUE_PREFIX, SystemTasks, apply_outcome
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef
+from app.secrets import masking
 from app.store import executions as store
-from app.store import metadata as meta_repo
 from app.store.db import Database
-from app.tasks.base import TaskOutcome
+from app.tasks.base import TaskOutcome, WorkflowAwareTask
 
 log = logging.getLogger("baton.engine")
 
@@ -63,6 +64,8 @@ class Unit:
     queue_remove: list[str] = field(default_factory=list)
     notify: set[str] = field(default_factory=set)
     logs: list[tuple[str, str, int]] = field(default_factory=list)
+    # A workflow being started: its row is inserted on save, with its first tasks.
+    is_new: bool = False
 
     @property
     def definition(self) -> WorkflowDef:
@@ -131,9 +134,16 @@ class Executor:
         self.clock = clock
         self.notifier = notifier
         self.task_defs = task_defs or TaskDefCache()
+        self.workflow_defs = WorkflowDefCache()
+        # Tasks loaded with their lease, until run_system_item takes them.
+        self._leased: dict[str, TaskRecord] = {}
         self.system = SystemTasks(self)
         # Evaluates SWITCH/DO_WHILE JavaScript; installed by app.tasks.registry.
         self.evaluate_js: Callable[[str, Json], Any] | None = None
+        # Where `${workflow.secrets.NAME}` values come from at hand-off (the secret service).
+        self.secrets: handoff.SecretSource | None = None
+        # The secret values this app knows, for masking what its API shows.
+        self.masker = masking.Masker()
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -146,9 +156,13 @@ class Executor:
         return Unit(wf, definition_json, index_for(definition_json), tasks)
 
     async def _save(self, conn: AsyncConnection, unit: Unit) -> None:
+        if unit.is_new:
+            await store.insert_workflow(conn, unit.wf, unit.definition_json)
+            unit.is_new = False
+        else:
+            await store.save_workflow(conn, unit.wf)
         await store.insert_tasks(conn, unit.new)
         await store.update_tasks(conn, unit.dirty.values())
-        await store.save_workflow(conn, unit.wf)
         await store.remove_items(conn, unit.queue_remove)
         await store.push(conn, self.db.ops, unit.queue_push)
         await store.add_logs(conn, unit.logs)
@@ -280,9 +294,30 @@ class Executor:
     # -- system tasks run by the background runner -------------------------------------------
 
     async def lease_system(self, name: str, limit: int, lease_ms: int) -> list[str]:
-        async def unit_of_work(conn: AsyncConnection) -> list[str]:
+        return await self.lease_until(name, limit, self.clock.now_ms() + lease_ms)
+
+    async def lease_until(self, name: str, limit: int, until: int) -> list[str]:
+        """Claim up to `limit` due items of a system queue until `until` (epoch ms)."""
+        kind = name.removeprefix(SYSTEM_QUEUE_PREFIX)
+        runs_tasks = kind in self.system.asynchronous or kind in self.system.sync
+
+        async def unit_of_work(conn: AsyncConnection) -> tuple[list[str], list[TaskRecord]]:
             now = self.clock.now_ms()
-            return await store.lease(conn, self.db.ops, name, now, limit, now + lease_ms)
+            ids = await store.lease(conn, self.db.ops, name, now, limit, until)
+            # The tasks come with the claim: no read of its own per item afterwards.
+            loaded = await store.load_tasks_by_id(conn, ids) if runs_tasks and ids else []
+            return ids, loaded
+
+        ids, loaded = await self.db.run_write(unit_of_work)
+        for task in loaded:
+            self._leased[task.taskId] = task
+        return ids
+
+    async def extend_leases(
+        self, name: str, item_ids: list[str], held_until: int, until: int
+    ) -> list[str]:
+        async def unit_of_work(conn: AsyncConnection) -> list[str]:
+            return await store.extend_lease(conn, name, item_ids, held_until, until)
 
         return await self.db.run_write(unit_of_work)
 
@@ -314,15 +349,33 @@ class Executor:
             await self._change_if_exists(task_id, workflow_of_task, fire)
             return
         impl = self.system.asynchronous.get(kind)
-        task = await self._task_or_none(task_id)
-        if impl is None or task is None or task.terminal:
+        # A sync type lands here only when its input needs secrets (see SystemTasks.start).
+        sync_impl = self.system.sync.get(kind) if impl is None else None
+        task = self._leased.pop(task_id, None) or await self._task_or_none(task_id)
+        if (impl is None and sync_impl is None) or task is None or task.terminal:
             await self.db.run_write(lambda conn: store.remove_items(conn, [task_id]))
             return
+        task_input, failure = await self._hand_off_input(task)
         try:
-            outcome = await impl.execute(task.inputData)
+            if failure is not None:
+                outcome = TaskOutcome.failed(failure, terminal=True)
+            elif isinstance(impl, WorkflowAwareTask):
+                run_as = await self._run_as(task.workflowInstanceId)
+                outcome = await impl.execute_for(
+                    task_input, workflow_id=task.workflowInstanceId, run_as=run_as
+                )
+            elif impl is not None:
+                outcome = await impl.execute(task_input)
+            else:
+                assert sync_impl is not None
+                outcome = sync_impl.execute(task_input)
         except Exception:  # a bug in a task must not kill the runner; the task fails
             log.exception("system task %s %s raised", kind, task_id)
             outcome = TaskOutcome.failed(f"{kind} task failed unexpectedly")
+
+        if outcome.reason:
+            # Reasons are stored for people to read: no secret value goes into one.
+            outcome.reason = self.masker.text(outcome.reason)
 
         async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:
             unit.queue_remove.append(task_id)
@@ -330,17 +383,18 @@ class Executor:
             if current is None or current.terminal or unit.wf.terminal:
                 return
             apply_outcome(current, outcome, now)
+            self.filter_output(unit, current, now)
             if current.status == T_IN_PROGRESS and not outcome.wait_for_update:
                 due = now + outcome.callback_after_seconds * 1000
                 unit.queue_push.append((name, task_id, due, unit.wf.priority))
             unit.touch(current)
 
-        await self._change_if_exists(task_id, workflow_of_task, apply)
+        await self._change_if_exists(task_id, task.workflowInstanceId, apply)
 
     async def _change_if_exists(
         self,
         item_id: str,
-        workflow_of: Callable[[AsyncConnection], Awaitable[str | None]],
+        workflow_of: str | Callable[[AsyncConnection], Awaitable[str | None]],
         fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
     ) -> None:
         try:
@@ -352,6 +406,52 @@ class Executor:
     async def _task_or_none(self, task_id: str) -> TaskRecord | None:
         async with self.db.read() as conn:
             return await store.get_task(conn, task_id)
+
+    # -- the edges of a task's run: secrets in, outputFilter out ----------------------------
+
+    async def _run_as(self, workflow_id: str) -> str | None:
+        async with self.db.read() as conn:
+            found = await store.load_workflow(conn, self.db.ops, workflow_id, lock=False)
+        return found[0].createdBy if found is not None else None
+
+    async def _hand_off_input(self, task: TaskRecord) -> tuple[Json, str | None]:
+        """The input to hand over, with secrets resolved just in time (never stored), or
+        the reason the task must fail instead."""
+        template = handoff.secret_template(task)
+        if template is None:
+            return task.inputData, None
+        async with self.db.read() as conn:
+            found = await store.load_workflow(
+                conn, self.db.ops, task.workflowInstanceId, lock=False
+            )
+            tasks = await store.load_tasks(conn, task.workflowInstanceId) if found else []
+        if found is None:
+            return task.inputData, None  # the workflow is gone; the update will be dropped
+        wf, definition_json = found
+        index = index_for(definition_json)
+        state = decider.State(
+            index.definition, index, wf, tasks, self.clock.now_ms(), lambda _n: None
+        )
+        if self.secrets is None:
+            return task.inputData, "Secrets are not available on this server"
+        try:
+            resolved, used = await handoff.resolve_secrets(
+                task, template, decider.evaluation_context(state), self.secrets, wf.createdBy
+            )
+        except SecretNotAvailable as exc:
+            return task.inputData, str(exc)
+        self.masker.learn(used)
+        return resolved, None
+
+    def filter_output(self, unit: Unit, task: TaskRecord, now: int) -> None:
+        """Apply the task's outputFilter once it has ended (see app/engine/handoff.py)."""
+        if not task.terminal or handoff.output_filter_of(task) is None:
+            return
+        state = decider.State(
+            unit.definition, unit.index, unit.wf, unit.tasks, now, lambda _n: None
+        )
+        handoff.apply_output_filter(task, decider.evaluation_context(state))
+        self.masker.learn(masking.masked_leaves(task.outputData))
 
     async def _start_failure_workflow(
         self, conn: AsyncConnection, unit: Unit, d: decider.Decision, now: int
@@ -379,6 +479,7 @@ class Executor:
             input=failure_input,
             correlationId=wf.correlationId,
             taskToDomain=wf.taskToDomain,
+            createdBy=wf.createdBy,
         )
         try:
             child_id, notify = await self._start_in(conn, request, now)
@@ -399,21 +500,25 @@ class Executor:
         self.notifier.notify(notify)
         return workflow_id
 
-    async def _definition_for(self, conn: AsyncConnection, request: StartRequest) -> WorkflowDef:
+    async def _definition_for(
+        self, conn: AsyncConnection, request: StartRequest
+    ) -> tuple[WorkflowDef, str]:
+        """The definition to start, and the JSON text the workflow keeps of it."""
         if request.workflowDef is not None:
-            return request.workflowDef
-        body = await meta_repo.get_workflow_def(conn, request.name, request.version)
-        if body is None:
+            definition = request.workflowDef
+            return definition, json.dumps(definition.to_json(), separators=(",", ":"))
+        found = await self.workflow_defs.get(conn, request.name, request.version)
+        if found is None:
             shown = "null" if request.version is None else str(request.version)
             raise NotFound(f"No such workflow found by name: {request.name}, version: {shown}")
-        return WorkflowDef.model_validate(body)
+        return found
 
     async def _start_in(
         self, conn: AsyncConnection, request: StartRequest, now: int
     ) -> tuple[str, set[str]]:
         if not 0 <= request.priority <= 99:
             raise BadRequest("priority: Priority must be between 0 and 99")
-        definition = await self._definition_for(conn, request)
+        definition, definition_json = await self._definition_for(conn, request)
         assert definition.name is not None
         if request.idempotencyKey:
             existing = await store.find_by_idempotency_key(
@@ -454,9 +559,7 @@ class Executor:
             event=request.event,
         )
         wf.timeoutAt = decider.workflow_deadline(wf, definition)
-        definition_json = json.dumps(definition.to_json(), separators=(",", ":"))
-        await store.insert_workflow(conn, wf, definition_json)
-        unit = Unit(wf, definition_json, index_for(definition_json), [])
+        unit = Unit(wf, definition_json, index_for(definition_json), [], is_new=True)
         await self._decide(conn, unit, now)
         await self._save(conn, unit)
         return wf.workflowId, unit.notify
@@ -491,7 +594,28 @@ class Executor:
                     claimed.append(task)
             return claimed
 
-        return await self.db.run_write(unit_of_work)
+        claimed = await self.db.run_write(unit_of_work)
+        return await self._hand_off_polled(claimed)
+
+    async def _hand_off_polled(self, claimed: list[TaskRecord]) -> list[TaskRecord]:
+        """Workers get real secret values; a task whose secret cannot be read fails
+        terminally instead of reaching the worker."""
+        handed: list[TaskRecord] = []
+        for task in claimed:
+            task_input, failure = await self._hand_off_input(task)
+            if failure is None:
+                task.inputData = task_input  # this copy only goes to the worker
+                handed.append(task)
+                continue
+            await self.update_task(
+                {
+                    "taskId": task.taskId,
+                    "workflowInstanceId": task.workflowInstanceId,
+                    "status": "FAILED_WITH_TERMINAL_ERROR",
+                    "reasonForIncompletion": failure,
+                }
+            )
+        return handed
 
     async def _allowed(self, conn: AsyncConnection, task_type: str, count: int, now: int) -> int:
         """Apply the TaskDef's concurrency and rate limits to how many may be claimed now."""
@@ -536,6 +660,7 @@ class Executor:
                 unit.touch(task)
                 return task
             decider.apply_task_result(task, result, now)
+            self.filter_output(unit, task, now)
             is_worker = task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES
             if task.status == T_IN_PROGRESS and is_worker:
                 # Conductor's callback pattern: the worker asks to see the task again later.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.engine import decider
+from app.engine import decider, handoff
 from app.engine.model import (
     T_CANCELED,
     T_COMPLETED,
@@ -101,7 +101,7 @@ class SystemTasks:
     @property
     def runner_queues(self) -> list[str]:
         """The system queues the background runner serves."""
-        kinds = [*self.asynchronous, "WAIT", "SUB_WORKFLOW", *self.queue_handlers]
+        kinds = [*self.asynchronous, *self.sync, "WAIT", "SUB_WORKFLOW", *self.queue_handlers]
         return [system_queue(t) for t in kinds]
 
     async def start(self, conn: AsyncConnection, unit: Unit, task: TaskRecord, now: int) -> bool:
@@ -116,10 +116,12 @@ class SystemTasks:
             decider.refresh_timeout(task)
             return True
         sync = self.sync.get(kind)
-        if sync is not None:
+        # Secrets are read outside the transaction: a sync task that needs one runs async.
+        if sync is not None and not handoff.secret_template(task):
             apply_outcome(task, sync.execute(task.inputData), now)
+            self.ex.filter_output(unit, task, now)
             return True
-        if kind in self.asynchronous:
+        if kind in self.asynchronous or sync is not None:
             self._enqueue(unit, task, now + task.callbackAfterSeconds * 1000)
             return False
         # A type that validation accepts but this build cannot run: fail loudly, not hang.
@@ -230,14 +232,33 @@ class SystemTasks:
     async def _sub_workflow(
         self, conn: AsyncConnection, unit: Unit, task: TaskRecord, now: int
     ) -> None:
+        from app.engine import expressions
         from app.engine.executor import StartRequest
 
         wt = WorkflowTask.model_validate(task.workflowTask)
         params = wt.subWorkflowParam
         assert params is not None
-        inline_def: Any = params.workflowDefinition
-        if isinstance(inline_def, str):
-            inline_def = None  # an unresolved expression: fall back to the name
+        # Conductor resolves name, version, taskToDomain and priority against the workflow
+        # when the task is scheduled; an inline definition only when it is one expression.
+        state = decider.State(
+            unit.definition, unit.index, unit.wf, unit.tasks, now, lambda _n: None
+        )
+        raw = {
+            "name": params.name,
+            "version": params.version,
+            "taskToDomain": params.taskToDomain,
+            "priority": params.priority,
+            "workflowDefinition": params.workflowDefinition
+            if isinstance(params.workflowDefinition, str)
+            else None,
+        }
+        resolved = expressions.resolve(raw, decider.evaluation_context(state), task_id=task.taskId)
+        assert isinstance(resolved, dict)
+        inline_def: Any = resolved["workflowDefinition"] or params.workflowDefinition
+        name = resolved["name"] or (inline_def.get("name") if isinstance(inline_def, dict) else "")
+        version = resolved["version"] if isinstance(resolved["version"], int) else None
+        to_domain = resolved["taskToDomain"] if isinstance(resolved["taskToDomain"], dict) else {}
+        priority = resolved["priority"]
         # Deterministic, as Conductor: a retried start finds the child it already made.
         child_id = str(
             uuid.uuid5(
@@ -245,29 +266,45 @@ class SystemTasks:
                 f"subworkflow:{unit.wf.workflowId}:{task.taskId}:{task.retryCount}",
             )
         )
-        request = StartRequest(
-            name=str(params.name or (inline_def or {}).get("name") or ""),
-            version=params.version,
-            input=dict(task.inputData),
-            correlationId=unit.wf.correlationId,
-            taskToDomain=dict(params.taskToDomain or unit.wf.taskToDomain),
-            workflowDef=WorkflowDef.model_validate(inline_def) if inline_def else None,
-            priority=params.priority if isinstance(params.priority, int) else unit.wf.priority,
-            createdBy=unit.wf.createdBy,
-            parentWorkflowId=unit.wf.workflowId,
-            parentWorkflowTaskId=task.taskId,
-            workflowId=child_id,
-        )
+        recorded = task.inputData.get("workflowInput")
+        if "subWorkflowName" in task.inputData and isinstance(recorded, dict):
+            child_input = dict(recorded)  # this task started a child before (a rerun)
+        else:
+            child_input = dict(task.inputData)
         try:
+            request = StartRequest(
+                name=str(name or ""),
+                version=version,
+                input=child_input,
+                correlationId=unit.wf.correlationId,
+                taskToDomain=dict(to_domain or unit.wf.taskToDomain),
+                workflowDef=WorkflowDef.model_validate(inline_def) if inline_def else None,
+                priority=priority if isinstance(priority, int) else unit.wf.priority,
+                createdBy=unit.wf.createdBy,
+                parentWorkflowId=unit.wf.workflowId,
+                parentWorkflowTaskId=task.taskId,
+                workflowId=child_id,
+            )
             _, notify = await self.ex._start_in(conn, request, now)
-        except BatonError as exc:
+            child = await store.load_workflow(conn, self.ex.db.ops, child_id, lock=False)
+        except (BatonError, ValueError) as exc:
+            # Conductor names the sub-workflow (not the task) in this message.
             reason = (
-                f"The Task {wt.taskReferenceName} defined as a sub-workflow has no workflow "
-                f"definition available ({exc.message})"
+                f"The Task {name or wt.taskReferenceName} defined as a sub-workflow has no "
+                f"workflow definition available ({getattr(exc, 'message', exc)})"
             )
             apply_outcome(task, TaskOutcome.failed(reason, terminal=True), now)
             return
         unit.notify |= notify
+        # Conductor's task input records what was started.
+        task.inputData.update(
+            subWorkflowName=request.name,
+            subWorkflowVersion=child[0].workflowVersion if child else version,
+            subWorkflowTaskToDomain=to_domain or None,
+            subWorkflowDefinition=inline_def or None,
+            priority=request.priority,
+            workflowInput=child_input,
+        )
         task.subWorkflowId = child_id
         task.outputData = {"subWorkflowId": child_id}
 
@@ -310,3 +347,31 @@ class SystemTasks:
             if task.status != T_CANCELED or not task.subWorkflowId:
                 continue
             await self.ex.terminate_in(conn, task.subWorkflowId, reason, now)
+
+    @staticmethod
+    def resumable(task: TaskRecord | None, child_id: str) -> bool:
+        """Whether retrying the workflow `child_id` puts this parent task back to waiting
+        for it: the task ended unsuccessfully on that child and no later attempt replaced
+        it. (An optional task that failed became COMPLETED_WITH_ERRORS: its parent went on,
+        as Conductor's updateAndPushParents stops at optional tasks.)"""
+        return (
+            task is not None
+            and task.subWorkflowId == child_id
+            and not task.retried
+            and task.status in decider.FAILED_STATES
+        )
+
+    def resume_sub_workflow(self, unit: Unit, task: TaskRecord, now: int) -> None:
+        """The child of this SUB_WORKFLOW task is being retried: the task waits for that
+        same child again (Conductor's updateAndPushParents) instead of starting a new one."""
+        task.status = T_IN_PROGRESS
+        task.executed = False
+        task.reasonForIncompletion = None
+        task.outputData = {"subWorkflowId": task.subWorkflowId}
+        # A task timeout counts from the resumption, as the workflow's from lastRetriedTime.
+        task.startTime = now
+        task.endTime = 0
+        task.updateTime = now
+        decider.refresh_timeout(task)
+        unit.touch(task)
+        unit.logs.append((task.taskId, f"Sub workflow {task.subWorkflowId} retried.", now))

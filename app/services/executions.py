@@ -69,7 +69,8 @@ class ExecutionService:
 
     async def start(self, body: StartWorkflowRequest, user: str | None = None) -> str:
         request = _start_request(body)
-        request.createdBy = request.createdBy or user
+        # Who the workflow runs as decides which secrets it may read: never from the body.
+        request.createdBy = user
         return await self._start(request)
 
     async def _start(self, request: StartRequest) -> str:
@@ -105,10 +106,10 @@ class ExecutionService:
         return await self.ex.start(request)
 
     async def get_workflow(self, workflow_id: str, include_tasks: bool) -> Json:
-        return await self.ex.get_workflow(workflow_id, include_tasks)
+        return self.ex.masker.workflow_view(await self.ex.get_workflow(workflow_id, include_tasks))
 
     async def status(self, workflow_id: str, include_output: bool, include_variables: bool) -> Json:
-        wf = await self.ex.get_workflow(workflow_id, include_tasks=False)
+        wf = await self.get_workflow(workflow_id, include_tasks=False)
         out: Json = {"workflowId": wf["workflowId"], "status": wf["status"]}
         if wf.get("correlationId") is not None:
             out["correlationId"] = wf["correlationId"]
@@ -121,7 +122,7 @@ class ExecutionService:
     async def workflow_tasks(
         self, workflow_id: str, start: int, count: int, statuses: list[str]
     ) -> Json:
-        wf = await self.ex.get_workflow(workflow_id, include_tasks=True)
+        wf = await self.get_workflow(workflow_id, include_tasks=True)
         wanted = {s.upper() for s in statuses}
         tasks = [t for t in wf["tasks"] if not wanted or t["status"] in wanted]
         return {"totalHits": len(tasks), "results": tasks[start : start + count]}
@@ -138,8 +139,8 @@ class ExecutionService:
         if not include_closed:  # Conductor: only RUNNING ones (a PAUSED one is left out)
             found = [wf for wf in found if wf.status == WF_RUNNING]
         if not include_tasks:
-            return [{**wf.to_json(), "tasks": []} for wf in found]
-        return [await self.ex.get_workflow(wf.workflowId, True) for wf in found]
+            return [self.ex.masker.view({**wf.to_json(), "tasks": []}) for wf in found]
+        return [await self.get_workflow(wf.workflowId, True) for wf in found]
 
     async def execute(
         self,
@@ -149,10 +150,12 @@ class ExecutionService:
         wait_until: list[str],
         wait_seconds: int,
         request_id: str | None,
+        user: str | None = None,
     ) -> Json:
         """Start, then wait (bounded) until the workflow ends or reaches one of the refs."""
         request = _start_request(body, name)
         request.version = version or None
+        request.createdBy = user
         workflow_id = await self._start(request)
         deadline = time.monotonic() + max(0, min(wait_seconds, 300))
         key = f"wf:{workflow_id}"
@@ -166,6 +169,7 @@ class ExecutionService:
             if wf["status"] != "RUNNING" or reached or remaining <= 0:
                 break
             await self.ex.notifier.wait(key, min(remaining, POLL_RECHECK_S))
+        wf = self.ex.masker.workflow_view(wf)
         return {
             "responseType": "TARGET_WORKFLOW",
             "targetWorkflowId": workflow_id,
@@ -271,7 +275,8 @@ class ExecutionService:
         return task_id
 
     async def get_task(self, task_id: str) -> Json:
-        return (await self.ex.get_task(task_id)).to_json()
+        shown: Json = self.ex.masker.view((await self.ex.get_task(task_id)).to_json())
+        return shown
 
     async def add_log(self, task_id: str, text: str) -> None:
         async with self.ex.db.write() as conn:
@@ -281,7 +286,9 @@ class ExecutionService:
 
     async def logs(self, task_id: str) -> list[Json]:
         async with self.ex.db.read() as conn:
-            return await store.get_logs(conn, task_id)
+            logs = await store.get_logs(conn, task_id)
+        shown: list[Json] = self.ex.masker.view(logs)
+        return shown
 
     async def queue_sizes(self, names: list[str] | None) -> dict[str, int]:
         async with self.ex.db.read() as conn:
@@ -297,7 +304,7 @@ class ExecutionService:
     async def pending_of_type(self, task_type: str, start: int, count: int) -> list[Json]:
         async with self.ex.db.read() as conn:
             found = await store.pending_tasks_of_type(conn, task_type, start, count)
-        return [t.to_json() for t in found]
+        return [self.ex.masker.view(t.to_json()) for t in found]
 
     async def requeue(self, task_type: str) -> int:
         """Put every SCHEDULED task of a type back on its queue (repairs a lost message)."""

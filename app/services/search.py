@@ -28,8 +28,10 @@ from typing import Any, NoReturn
 
 from app.engine.model import TASK_STATUSES, WORKFLOW_STATUSES, TaskRecord, WorkflowRecord
 from app.errors import BadRequest
+from app.secrets import masking
+from app.secrets.sealing import load_doc
 from app.store.db import Database
-from app.store.executions import dumps, loads
+from app.store.executions import dumps
 from app.store.search import (
     TASK_TARGET,
     WORKFLOW_TARGET,
@@ -388,24 +390,25 @@ def _workflow_full(wf: WorkflowRecord) -> Json:
 
 
 class SearchService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, masker: masking.Masker | None = None) -> None:
         self.db = db
+        self.masker = masker or masking.Masker()
 
     async def _run(self, target: Target, search: Search) -> tuple[int, list[Json]]:
         async with self.db.read() as conn:
             total, docs = await run_search(conn, target, search)
-        return total, [loads(d) for d in docs]
+        return total, [load_doc(d) for d in docs]
 
     async def workflows(self, params: SearchParams, *, full: bool) -> Json:
         search = build_search(params, WORKFLOW_TARGET, WORKFLOW_STATUSES, "workflows")
         total, docs = await self._run(WORKFLOW_TARGET, search)
-        records = [WorkflowRecord.from_doc(d) for d in docs]
+        records = [WorkflowRecord.from_doc(self.masker.view(d)) for d in docs]
         shape = _workflow_full if full else workflow_summary
         return {"totalHits": total, "results": [shape(wf) for wf in records]}
 
     async def tasks(self, params: SearchParams, *, full: bool) -> Json:
         search = build_search(params, TASK_TARGET, TASK_STATUSES, "tasks")
         total, docs = await self._run(TASK_TARGET, search)
-        records = [TaskRecord.from_doc(d) for d in docs]
+        records = [TaskRecord.from_doc(self.masker.view(d)) for d in docs]
         results = [t.to_json() if full else task_summary(t) for t in records]
         return {"totalHits": total, "results": results}

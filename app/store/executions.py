@@ -14,10 +14,75 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine.model import TaskRecord, WorkflowRecord
+from app.secrets.sealing import dump_doc, load_doc
 from app.store.dialects import DialectOps
 from app.store.tables import poll_data, queue, task_logs, tasks, workflows
 
 Json = dict[str, Any]
+
+
+# Hot-path statements are built once: building a statement and its cache key costs more
+# than SQLite takes to run it. Parameters are bound per call.
+_WF_COLUMNS = (
+    "name",
+    "version",
+    "status",
+    "correlation_id",
+    "priority",
+    "parent_workflow_id",
+    "idempotency_key",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "end_time",
+    "timeout_at",
+    "doc",
+)
+_TASK_COLUMNS = (
+    "workflow_id",
+    "seq",
+    "ref_name",
+    "task_type",
+    "status",
+    "scheduled_time",
+    "start_time",
+    "end_time",
+    "update_time",
+    "timeout_at",
+    "doc",
+)
+_SAVE_WORKFLOW = (
+    sa.update(workflows)
+    .where(workflows.c.workflow_id == sa.bindparam("_id"))
+    .values({c: sa.bindparam(c) for c in _WF_COLUMNS})
+)
+_INSERT_WORKFLOW = sa.insert(workflows).values(
+    {"workflow_id": sa.bindparam("_id"), "definition": sa.bindparam("_definition")}
+    | {c: sa.bindparam(c) for c in _WF_COLUMNS}
+)
+_LOAD_WORKFLOW = sa.select(workflows.c.doc, workflows.c.definition).where(
+    workflows.c.workflow_id == sa.bindparam("_id")
+)
+_LOAD_WORKFLOW_LOCKED = _LOAD_WORKFLOW.with_for_update()
+_UPDATE_TASKS = (
+    sa.update(tasks)
+    .where(tasks.c.task_id == sa.bindparam("_id"))
+    .values({c: sa.bindparam(c) for c in _TASK_COLUMNS})
+)
+_UPDATE_TASK_IF = (
+    sa.update(tasks)
+    .where(tasks.c.task_id == sa.bindparam("_id"), tasks.c.status == sa.bindparam("_expected"))
+    .values({c: sa.bindparam(c) for c in _TASK_COLUMNS})
+)
+_LOAD_TASKS = (
+    sa.select(tasks.c.doc).where(tasks.c.workflow_id == sa.bindparam("_id")).order_by(tasks.c.seq)
+)
+_LOAD_TASKS_BY_ID = sa.select(tasks.c.doc).where(
+    tasks.c.task_id.in_(sa.bindparam("_ids", expanding=True))
+)
+_GET_TASK = sa.select(tasks.c.doc).where(tasks.c.task_id == sa.bindparam("_id"))
+_TASK_WORKFLOW = sa.select(tasks.c.workflow_id).where(tasks.c.task_id == sa.bindparam("_id"))
+_REMOVE_ITEMS = sa.delete(queue).where(queue.c.item_id.in_(sa.bindparam("_ids", expanding=True)))
 
 
 def dumps(doc: Any) -> str:
@@ -45,24 +110,19 @@ def _workflow_columns(wf: WorkflowRecord) -> Json:
         "updated_at": wf.updateTime,
         "end_time": wf.endTime or None,
         "timeout_at": wf.timeoutAt,
-        "doc": dumps(wf.to_doc()),
+        "doc": dump_doc(wf.to_doc()),
     }
 
 
 async def insert_workflow(conn: AsyncConnection, wf: WorkflowRecord, definition: str) -> None:
     await conn.execute(
-        sa.insert(workflows).values(
-            workflow_id=wf.workflowId, definition=definition, **_workflow_columns(wf)
-        )
+        _INSERT_WORKFLOW,
+        {"_id": wf.workflowId, "_definition": definition, **_workflow_columns(wf)},
     )
 
 
 async def save_workflow(conn: AsyncConnection, wf: WorkflowRecord) -> None:
-    await conn.execute(
-        sa.update(workflows)
-        .where(workflows.c.workflow_id == wf.workflowId)
-        .values(**_workflow_columns(wf))
-    )
+    await conn.execute(_SAVE_WORKFLOW, {"_id": wf.workflowId, **_workflow_columns(wf)})
 
 
 async def set_workflow_definition(conn: AsyncConnection, workflow_id: str, definition: str) -> None:
@@ -76,22 +136,18 @@ async def set_workflow_definition(conn: AsyncConnection, workflow_id: str, defin
 async def load_workflow(
     conn: AsyncConnection, ops: DialectOps, workflow_id: str, *, lock: bool
 ) -> tuple[WorkflowRecord, str] | None:
-    query = sa.select(workflows.c.doc, workflows.c.definition).where(
-        workflows.c.workflow_id == workflow_id
-    )
-    if lock:
-        query = ops.lock_rows(query)
-    row = (await conn.execute(query)).first()
+    query = _LOAD_WORKFLOW_LOCKED if lock and ops.name == "postgresql" else _LOAD_WORKFLOW
+    row = (await conn.execute(query, {"_id": workflow_id})).first()
     if row is None:
         return None
-    return WorkflowRecord.from_doc(loads(row.doc)), row.definition
+    return WorkflowRecord.from_doc(load_doc(row.doc)), row.definition
 
 
 async def load_workflows(conn: AsyncConnection, ids: Sequence[str]) -> list[WorkflowRecord]:
     if not ids:
         return []
     rows = await conn.scalars(sa.select(workflows.c.doc).where(workflows.c.workflow_id.in_(ids)))
-    by_id = {wf.workflowId: wf for wf in (WorkflowRecord.from_doc(loads(d)) for d in rows)}
+    by_id = {wf.workflowId: wf for wf in (WorkflowRecord.from_doc(load_doc(d)) for d in rows)}
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -103,7 +159,7 @@ async def find_by_idempotency_key(
             workflows.c.name == name, workflows.c.idempotency_key == key
         )
     )
-    return WorkflowRecord.from_doc(loads(doc)) if doc is not None else None
+    return WorkflowRecord.from_doc(load_doc(doc)) if doc is not None else None
 
 
 async def delete_workflow(conn: AsyncConnection, workflow_id: str) -> None:
@@ -136,7 +192,7 @@ async def correlated(
     if not include_closed:
         query = query.where(workflows.c.status.in_(("RUNNING", "PAUSED")))
     rows = await conn.scalars(query.order_by(workflows.c.created_at))
-    return [WorkflowRecord.from_doc(loads(d)) for d in rows]
+    return [WorkflowRecord.from_doc(load_doc(d)) for d in rows]
 
 
 async def due_workflow_ids(conn: AsyncConnection, now: int, limit: int) -> list[str]:
@@ -172,7 +228,7 @@ def _task_columns(task: TaskRecord) -> Json:
         "end_time": task.endTime or None,
         "update_time": task.updateTime,
         "timeout_at": task.timeoutAt,
-        "doc": dumps(task.to_doc()),
+        "doc": dump_doc(task.to_doc()),
     }
 
 
@@ -186,48 +242,37 @@ async def insert_tasks(conn: AsyncConnection, records: Sequence[TaskRecord]) -> 
 async def update_tasks(conn: AsyncConnection, records: Iterable[TaskRecord]) -> None:
     rows = [{"_id": t.taskId, **_task_columns(t)} for t in records]
     if rows:
-        stmt = (
-            sa.update(tasks)
-            .where(tasks.c.task_id == sa.bindparam("_id"))
-            .values({k: sa.bindparam(k) for k in rows[0] if k != "_id"})
-        )
-        await conn.execute(stmt, rows)
+        await conn.execute(_UPDATE_TASKS, rows)
 
 
 async def update_task_if_status(conn: AsyncConnection, task: TaskRecord, expected: str) -> bool:
     """Write the task only if its stored status is still `expected` (a guarded claim)."""
     result = await conn.execute(
-        sa.update(tasks)
-        .where(tasks.c.task_id == task.taskId, tasks.c.status == expected)
-        .values(**_task_columns(task))
+        _UPDATE_TASK_IF, {"_id": task.taskId, "_expected": expected, **_task_columns(task)}
     )
     return result.rowcount == 1
 
 
 async def load_tasks(conn: AsyncConnection, workflow_id: str) -> list[TaskRecord]:
-    rows = await conn.scalars(
-        sa.select(tasks.c.doc).where(tasks.c.workflow_id == workflow_id).order_by(tasks.c.seq)
-    )
-    return [TaskRecord.from_doc(loads(d)) for d in rows]
+    rows = await conn.scalars(_LOAD_TASKS, {"_id": workflow_id})
+    return [TaskRecord.from_doc(load_doc(d)) for d in rows]
 
 
 async def load_tasks_by_id(conn: AsyncConnection, ids: Sequence[str]) -> list[TaskRecord]:
     if not ids:
         return []
-    rows = await conn.scalars(sa.select(tasks.c.doc).where(tasks.c.task_id.in_(ids)))
-    by_id = {t.taskId: t for t in (TaskRecord.from_doc(loads(d)) for d in rows)}
+    rows = await conn.scalars(_LOAD_TASKS_BY_ID, {"_ids": list(ids)})
+    by_id = {t.taskId: t for t in (TaskRecord.from_doc(load_doc(d)) for d in rows)}
     return [by_id[i] for i in ids if i in by_id]
 
 
 async def get_task(conn: AsyncConnection, task_id: str) -> TaskRecord | None:
-    doc = await conn.scalar(sa.select(tasks.c.doc).where(tasks.c.task_id == task_id))
-    return TaskRecord.from_doc(loads(doc)) if doc is not None else None
+    doc = await conn.scalar(_GET_TASK, {"_id": task_id})
+    return TaskRecord.from_doc(load_doc(doc)) if doc is not None else None
 
 
 async def task_workflow_id(conn: AsyncConnection, task_id: str) -> str | None:
-    found: str | None = await conn.scalar(
-        sa.select(tasks.c.workflow_id).where(tasks.c.task_id == task_id)
-    )
+    found: str | None = await conn.scalar(_TASK_WORKFLOW, {"_id": task_id})
     return found
 
 
@@ -266,7 +311,7 @@ async def pending_tasks_of_type(
         .offset(start)
         .limit(count)
     )
-    return [TaskRecord.from_doc(loads(d)) for d in rows]
+    return [TaskRecord.from_doc(load_doc(d)) for d in rows]
 
 
 # -- queues -----------------------------------------------------------------------------
@@ -278,25 +323,16 @@ async def push(
     items: Sequence[tuple[str, str, int, int]],
 ) -> None:
     """Queue (queue_name, item_id, due_at, priority) rows; an existing row is moved."""
-    for queue_name, item_id, due_at, priority in items:
-        await conn.execute(
-            ops.upsert(
-                queue,
-                {
-                    "queue_name": queue_name,
-                    "item_id": item_id,
-                    "due_at": due_at,
-                    "priority": priority,
-                },
-                keys=["queue_name", "item_id"],
-                update=["due_at", "priority"],
-            )
-        )
+    if not items:
+        return
+    rows = [{"queue_name": q, "item_id": i, "due_at": due, "priority": p} for q, i, due, p in items]
+    stmt = ops.upsert_statement(queue, ["queue_name", "item_id"], ["due_at", "priority"])
+    await conn.execute(stmt, rows)
 
 
 async def remove_items(conn: AsyncConnection, item_ids: Sequence[str]) -> None:
     if item_ids:
-        await conn.execute(sa.delete(queue).where(queue.c.item_id.in_(item_ids)))
+        await conn.execute(_REMOVE_ITEMS, {"_ids": list(item_ids)})
 
 
 def _due(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.Select[Any]:
@@ -337,6 +373,27 @@ async def lease(
     stmt = (
         sa.update(queue)
         .where(queue.c.queue_name == queue_name, queue.c.item_id.in_(sa.select(due.c.item_id)))
+        .values(due_at=until)
+        .returning(queue.c.item_id)
+    )
+    return list(await conn.scalars(stmt))
+
+
+async def extend_lease(
+    conn: AsyncConnection, queue_name: str, item_ids: Sequence[str], held_until: int, until: int
+) -> list[str]:
+    """Push the lease of items still held (due exactly when our lease said) to `until`; an
+    item that was completed, re-queued or moved meanwhile is left alone. Returns the ids
+    extended."""
+    if not item_ids:
+        return []
+    stmt = (
+        sa.update(queue)
+        .where(
+            queue.c.queue_name == queue_name,
+            queue.c.due_at == held_until,
+            queue.c.item_id.in_(item_ids),
+        )
         .values(due_at=until)
         .returning(queue.c.item_id)
     )

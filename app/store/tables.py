@@ -192,3 +192,110 @@ event_actions = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+# -- secrets ----------------------------------------------------------------------------
+# Values are sealed by app.secrets.keyring (AES-GCM, AAD "secret:<name>:<version>"), so a
+# ciphertext cannot be moved to another row or version. `secret_versions` holds the current
+# value and the last few before it (rollback); `secret_audit` records who touched what, never
+# a value.
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("updated_by", sa.String(255), nullable=True),
+    sa.Column("last_rotated_time", sa.BigInteger, nullable=True),
+    sa.Column("last_rotated_by", sa.String(255), nullable=True),
+)
+
+secret_versions = sa.Table(
+    "secret_versions",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("written_by", sa.String(255), nullable=True),
+    sa.Column("workflow_id", sa.String(36), nullable=True),
+)
+
+secret_audit = sa.Table(
+    "secret_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("workflow_id", sa.String(36), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_secret_audit_name_id", "name", "id"),
+)
+
+secret_tags = sa.Table(
+    "secret_tags",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.String(1024), nullable=False),
+)
+
+# Explicit access to one secret for one subject (an application), beyond its roles:
+# Orkes' POST /api/auth/authorization with a SECRET_NAME target.
+secret_grants = sa.Table(
+    "secret_grants",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("subject_type", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("access", sa.String(16), primary_key=True),
+)
+
+# -- scheduler --------------------------------------------------------------------------
+# `schedules.body` is the schedule as saved (Orkes' WorkflowSchedule without the fields the
+# server computes); the columns beside it are what firing and listing filter on. This table,
+# not APScheduler, is the source of truth: every process reads due slots from it.
+# `schedule_executions` holds one record per fired slot; the unique (schedule_name,
+# slot_time) key lets exactly one process take a slot. Run-now records have no slot_time.
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("workflow_name", sa.String(255), nullable=False, index=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    # The next slot to fire; NULL while paused or once past scheduleEndTime.
+    sa.Column("next_run_time", sa.BigInteger, nullable=True, index=True),
+    # BUFFER_ONE: a slot held back until the previous run ends.
+    sa.Column("buffered_slot", sa.BigInteger, nullable=True),
+    sa.Column("last_run_time", sa.BigInteger, nullable=True),
+    # NULL after a run whose start failed.
+    sa.Column("last_workflow_id", sa.String(36), nullable=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+schedule_executions = sa.Table(
+    "schedule_executions",
+    metadata,
+    sa.Column("execution_id", sa.String(36), primary_key=True),
+    sa.Column("schedule_name", sa.String(255), nullable=False),
+    sa.Column("scheduled_time", sa.BigInteger, nullable=False),
+    sa.Column("slot_time", sa.BigInteger, nullable=True),
+    sa.Column("execution_time", sa.BigInteger, nullable=False, index=True),
+    sa.Column("workflow_name", sa.String(255), nullable=False),
+    sa.Column("workflow_id", sa.String(36), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("doc", sa.JSON, nullable=False),
+    sa.UniqueConstraint("schedule_name", "slot_time"),
+    sa.Index(
+        "ix_schedule_executions_schedule_name_scheduled_time", "schedule_name", "scheduled_time"
+    ),
+)

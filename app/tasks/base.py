@@ -9,7 +9,7 @@ then applied to the task in a transaction of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Json = dict[str, Any]
 
@@ -45,6 +45,18 @@ class SyncTask(Protocol):
 class AsyncTask(Protocol):
     async def execute(
         self, task_input: Json, *, timeout_hint_s: float | None = None
+    ) -> TaskOutcome: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WorkflowAwareTask(Protocol):
+    """An async task that acts on behalf of the workflow (UPDATE_SECRET writes a secret as
+    the workflow's creator): the engine passes who that is."""
+
+    async def execute_for(
+        self, task_input: Json, *, workflow_id: str, run_as: str | None
     ) -> TaskOutcome: ...
 
     async def close(self) -> None: ...
