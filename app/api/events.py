@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ExecutionsDep, get_services
+from app.api.deps import ExecutionsDep, services_of
 from app.auth.permissions import Permission, require
 from app.schemas.events import EventHandler
 from app.schemas.execution import TaskResult
@@ -24,8 +24,8 @@ queue_router = APIRouter(prefix="/api/queue", tags=["queue-admin-resource"])
 signal_router = APIRouter(prefix="/api/tasks", tags=["task-resource"])
 
 
-def get_events(request: Request) -> EventService:
-    return EventService(get_services(request).executor)
+async def get_events(request: Request) -> EventService:
+    return EventService(services_of(request).executor)
 
 
 EventsDep = Annotated[EventService, Depends(get_events)]

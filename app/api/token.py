@@ -14,7 +14,7 @@ from app.schemas.auth import Token, TokenRequest, UserInfo
 router = APIRouter(prefix="/api/token", tags=["token-resource"])
 
 
-def _token_endpoint_enabled(auth: AuthDep) -> None:
+async def _token_endpoint_enabled(auth: AuthDep) -> None:
     # Before the body is validated: with auth disabled the answer is 404 whatever was sent,
     # which is how the official clients detect an open server.
     auth.ensure_enabled()

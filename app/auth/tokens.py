@@ -19,6 +19,8 @@ ISSUER = "baton"
 ALGORITHM = "HS256"
 INVALID_TOKEN = "INVALID_TOKEN"
 EXPIRED_TOKEN = "EXPIRED_TOKEN"
+# Verified tokens remembered per process (a few MB at most).
+MAX_VERIFIED = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class TokenSigner:
         self._key = key
         self._clock = clock
         self.ttl_seconds = ttl_seconds
+        self._verified: dict[str, TokenClaims] = {}
 
     def issue(
         self,
@@ -65,6 +68,20 @@ class TokenSigner:
     def verify(self, token: str) -> TokenClaims:
         """The token's claims, or Unauthorized: INVALID_TOKEN for anything not signed by this
         server (or malformed), EXPIRED_TOKEN for a genuine token past its lifetime."""
+        # A client sends the same token on every call: its signature is checked once. Only
+        # tokens that verified are kept, keyed by their whole text, so a forged or altered
+        # token never matches an entry; expiry is checked on every use.
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify_signature(token)
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.expires_at * 1000 <= self._clock.now_ms():
+            raise Unauthorized("Token has expired", error=EXPIRED_TOKEN)
+        return claims
+
+    def _verify_signature(self, token: str) -> TokenClaims:
         try:
             raw: dict[str, Any] = jwt.decode(
                 token,
@@ -89,6 +106,4 @@ class TokenSigner:
             and isinstance(key_id, str)
         ):
             raise invalid_token()
-        if exp * 1000 <= self._clock.now_ms():
-            raise Unauthorized("Token has expired", error=EXPIRED_TOKEN)
         return TokenClaims(sub, key_id, iat, exp, raw)

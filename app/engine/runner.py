@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from app.engine.executor import Executor
@@ -18,8 +19,11 @@ from app.store import executions as store
 
 log = logging.getLogger("baton.runner")
 
-# An item whose runner died is run again after this long (at-least-once).
-LEASE_MS = 10 * 60 * 1000
+# An item whose runner died (kill -9, a lost host) is run again after this long
+# (at-least-once); a live runner extends the leases of what it is running every RENEW_S, so
+# a long HTTP call is not run twice.
+LEASE_MS = 15_000
+RENEW_S = 5.0
 # Without a wake-up, a loop looks at its queue at least this often.
 RECHECK_S = 1.0
 CONCURRENCY = {"_sys:HTTP": 64, "_sys:INLINE": 4}
@@ -78,26 +82,51 @@ class Runner:
 
     async def _queue_loop(self, name: str, limit: int) -> None:
         inflight: set[asyncio.Task[None]] = set()
+        held: dict[str, int] = {}  # item -> the due time our lease gave it
+        renewer = asyncio.create_task(self._renew_loop(name, held), name=f"baton-renew-{name}")
         try:
             while not self._stopping.is_set():
                 free = limit - len(inflight)
                 claimed: list[str] = []
                 if free > 0:
+                    until = self.executor.clock.now_ms() + LEASE_MS
                     try:
-                        claimed = await self.executor.lease_system(name, free, LEASE_MS)
+                        claimed = await self.executor.lease_until(name, free, until)
                     except Exception:  # a database blip must not end the loop
                         log.exception("claiming from %s failed", name)
+                    for item in claimed:
+                        held[item] = until
                 for item in claimed:
                     task = asyncio.create_task(self._run(name, item))
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
+                    task.add_done_callback(functools.partial(_release, held, item))
                 if claimed and len(claimed) == free:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 await self.executor.notifier.wait(name, await self._idle_wait(name))
         finally:
+            renewer.cancel()
             for task in inflight:
                 task.cancel()
+
+    async def _renew_loop(self, name: str, held: dict[str, int]) -> None:
+        """Keep the leases of running items alive (one statement per distinct lease)."""
+        while True:
+            await asyncio.sleep(RENEW_S)
+            until = self.executor.clock.now_ms() + LEASE_MS
+            by_lease: dict[int, list[str]] = {}
+            for item, held_until in list(held.items()):
+                by_lease.setdefault(held_until, []).append(item)
+            for held_until, items in by_lease.items():
+                try:
+                    renewed = await self.executor.extend_leases(name, items, held_until, until)
+                except Exception:  # the next round tries again, well inside the lease
+                    log.exception("renewing leases on %s failed", name)
+                    continue
+                for item in renewed:
+                    if item in held:
+                        held[item] = until
 
     async def _idle_wait(self, name: str) -> float:
         """Seconds until the next item of `name` comes due, capped by the recheck interval."""
@@ -117,3 +146,7 @@ class Runner:
             await self.executor.run_system_item(name, item)
         except Exception:  # one failing item must not stop the others
             log.exception("running %s item %s failed", name, item)
+
+
+def _release(held: dict[str, int], item: str, _task: asyncio.Task[None]) -> None:
+    held.pop(item, None)

@@ -38,6 +38,8 @@ class MetadataService:
         self.clock = clock
         # Called after a task definition changes, so caches in this process drop it at once.
         self.on_task_def_change: Callable[[str | None], None] = lambda _name: None
+        # Called after a workflow definition is written or deleted (the engine caches them).
+        self.on_workflow_def_change: Callable[[], None] = lambda: None
 
     # -- task definitions -------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class MetadataService:
             if existing is not None and not overwrite:
                 raise Conflict(f"Workflow with {wd.name}.{wd.version} already exists!")
             await self._put(conn, wd, existing, now, user)
+        self.on_workflow_def_change()
 
     async def upsert_workflow_defs(
         self, defs: list[WorkflowDef], user: str | None = None
@@ -129,6 +132,7 @@ class MetadataService:
                 existing = await repo.get_workflow_def(conn, wd.name, wd.version)
                 await self._put(conn, wd, existing, now, user)
                 result.bulkSuccessfulResults.append(wd.name)
+        self.on_workflow_def_change()
         return result
 
     async def _put(
@@ -191,3 +195,4 @@ class MetadataService:
         async with self.db.write() as conn:
             if not await repo.delete_workflow_def(conn, name, version):
                 raise NotFound(f"No such workflow definition: {name} version: {version}")
+        self.on_workflow_def_change()

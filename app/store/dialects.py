@@ -20,6 +20,10 @@ class DialectOps(Protocol):
         self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]
     ) -> sa.Executable: ...
 
+    def upsert_statement(self, table: sa.Table, keys: list[str], update: list[str]) -> Any:
+        """The upsert as a reusable statement for a list of rows (one executemany)."""
+        ...
+
     def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """Lock the selected rows for this transaction (Postgres); SQLite's single writer
         already serialises every write transaction."""
@@ -38,12 +42,23 @@ class _OnConflictOps:
         self.name = name
         self._insert = insert
         self._row_locks = name == "postgresql"
+        self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
     def lock_rows(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update() if self._row_locks else query
 
     def skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True) if self._row_locks else query
+
+    def upsert_statement(self, table: sa.Table, keys: list[str], update: list[str]) -> Any:
+        key = (table.name, tuple(keys), tuple(update))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            insert = self._insert(table)
+            stmt = self._statements[key] = insert.on_conflict_do_update(
+                index_elements=keys, set_={c: insert.excluded[c] for c in update}
+            )
+        return stmt
 
     def upsert(
         self, table: sa.Table, values: dict[str, object], keys: list[str], update: list[str]
