@@ -42,6 +42,8 @@ from app.store.urls import DatabaseURL
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_READERS = 4
+# Units of work waiting for the SQLite writer are committed together, up to this many.
+SQLITE_GROUP_COMMIT = 64
 
 T = TypeVar("T")
 
@@ -112,6 +114,7 @@ class _Result:
 
 
 Hop = Callable[..., Awaitable[Any]]
+_Unit = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 class _ThreadedConnection:
@@ -207,6 +210,11 @@ class Database:
                 SQLITE_READERS, thread_name_prefix="baton-sqlite-read"
             )
             self._write_lock = asyncio.Lock()
+            # Group commit: units queued while the writer is busy run next, together.
+            self._pending: list[
+                tuple[Callable[[AsyncConnection], Awaitable[Any]], asyncio.Future[Any]]
+            ] = []
+            self._draining = False
             # At most one read session per reader connection, taken on the loop: a thread
             # must never block waiting for a pooled connection, or the threads that would
             # give connections back could all be taken by such waiters (a deadlock).
@@ -240,18 +248,69 @@ class Database:
         if not self.url.is_sqlite:
             async with self._engine.begin() as conn:
                 return await unit(conn)
-        async with self._write_lock:
-            return await self._writer_thread.run(self._sqlite_unit(unit))
+        # Group commit (SQLite): units that arrive while the writer is busy are run next in
+        # one transaction, each inside its own savepoint, so one unit's failure undoes only
+        # that unit. Nobody hears back before the COMMIT: durability is the same as one
+        # transaction per unit, with one commit, one hop to the writer thread and one
+        # BEGIN for the whole group.
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
 
-    async def _sqlite_unit(self, unit: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group = self._pending[:SQLITE_GROUP_COMMIT]
+                del self._pending[: len(group)]
+                units = [unit for unit, _ in group]
+                try:
+                    async with self._write_lock:
+                        outcomes = await self._writer_thread.run(self._sqlite_group(units))
+                except BaseException as exc:  # the commit itself failed: nothing was written
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                    if future.done():  # the caller went away (cancelled)
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._draining = False
+
+    async def _sqlite_group(self, units: list[_Unit]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
         with self._sqlite_writer.connect() as sync_conn:
+            conn = cast(AsyncConnection, _ThreadedConnection(sync_conn, None))
             try:
-                result = await unit(cast(AsyncConnection, _ThreadedConnection(sync_conn, None)))
+                if len(units) == 1:  # the common idle case: no savepoint needed
+                    try:
+                        outcomes.append((True, await units[0](conn)))
+                    except Exception as exc:
+                        sync_conn.rollback()
+                        return [(False, exc)]
+                else:
+                    for unit in units:
+                        sync_conn.exec_driver_sql("SAVEPOINT baton_unit")
+                        try:
+                            outcomes.append((True, await unit(conn)))
+                        except Exception as exc:
+                            sync_conn.exec_driver_sql("ROLLBACK TO SAVEPOINT baton_unit")
+                            outcomes.append((False, exc))
+                        sync_conn.exec_driver_sql("RELEASE SAVEPOINT baton_unit")
             except BaseException:
                 sync_conn.rollback()
                 raise
             sync_conn.commit()
-            return result
+        return outcomes
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

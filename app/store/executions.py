@@ -64,6 +64,9 @@ _LOAD_WORKFLOW = sa.select(workflows.c.doc, workflows.c.definition).where(
     workflows.c.workflow_id == sa.bindparam("_id")
 )
 _LOAD_WORKFLOW_LOCKED = _LOAD_WORKFLOW.with_for_update()
+_INSERT_TASKS = sa.insert(tasks).values(
+    {"task_id": sa.bindparam("_id")} | {c: sa.bindparam(c) for c in _TASK_COLUMNS}
+)
 _UPDATE_TASKS = (
     sa.update(tasks)
     .where(tasks.c.task_id == sa.bindparam("_id"))
@@ -234,9 +237,7 @@ def _task_columns(task: TaskRecord) -> Json:
 
 async def insert_tasks(conn: AsyncConnection, records: Sequence[TaskRecord]) -> None:
     if records:
-        await conn.execute(
-            sa.insert(tasks), [{"task_id": t.taskId, **_task_columns(t)} for t in records]
-        )
+        await conn.execute(_INSERT_TASKS, [{"_id": t.taskId, **_task_columns(t)} for t in records])
 
 
 async def update_tasks(conn: AsyncConnection, records: Iterable[TaskRecord]) -> None:
