@@ -20,19 +20,40 @@ log = logging.getLogger("baton.notify")
 CHANNEL = "baton_queue"
 
 
+# Notification counts kept per name; past this many names the map starts over (a waiter then
+# wakes once for nothing, which is harmless: every caller looks at its queue again).
+MAX_TRACKED_NAMES = 10_000
+
+Generation = tuple[int, int]
+
+
 class Notifier:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._counts: dict[str, int] = {}
+        self._epoch = 0
+
+    def generation(self, name: str) -> Generation:
+        """Take this before looking at a queue and pass it to wait(): a notification that
+        lands between the look and the wait is not lost."""
+        return self._epoch, self._counts.get(name, 0)
 
     def notify(self, names: Iterable[str]) -> None:
         for name in names:
+            if len(self._counts) >= MAX_TRACKED_NAMES and name not in self._counts:
+                self._counts.clear()
+                self._epoch += 1
+            self._counts[name] = self._counts.get(name, 0) + 1
             waiters = self._waiters.pop(name, None)
             for fut in waiters or ():
                 if not fut.done():
                     fut.set_result(None)
 
-    async def wait(self, name: str, timeout_s: float) -> bool:
-        """Wait until `name` is notified or the timeout passes; True if notified."""
+    async def wait(self, name: str, timeout_s: float, since: Generation | None = None) -> bool:
+        """Wait until `name` is notified or the timeout passes; True if notified (at once
+        if it was notified after `since` was taken)."""
+        if since is not None and self.generation(name) != since:
+            return True
         if timeout_s <= 0:
             return False
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

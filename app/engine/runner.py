@@ -88,6 +88,7 @@ class Runner:
             while not self._stopping.is_set():
                 free = limit - len(inflight)
                 claimed: list[str] = []
+                seen = self.executor.notifier.generation(name)
                 if free > 0:
                     until = self.executor.clock.now_ms() + LEASE_MS
                     try:
@@ -104,7 +105,7 @@ class Runner:
                 if claimed and len(claimed) == free:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await self.executor.notifier.wait(name, await self._idle_wait(name))
+                await self.executor.notifier.wait(name, await self._idle_wait(name), since=seen)
         finally:
             renewer.cancel()
             for task in inflight:

@@ -515,12 +515,15 @@ class EventService:
         await self.signal(workflow_id, status, output)
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
         while True:
+            seen = self.ex.notifier.generation(f"wf:{workflow_id}")
             target = await self.ex.get_workflow(workflow_id, include_tasks=True)
             blocking = await self._first_in(target, WAITING_TYPES, 0)
             remaining = deadline - time.monotonic()
             if target["status"] in WF_TERMINAL or blocking is not None or remaining <= 0:
                 break
-            await self.ex.notifier.wait(f"wf:{workflow_id}", min(remaining, SIGNAL_RECHECK_S))
+            await self.ex.notifier.wait(
+                f"wf:{workflow_id}", min(remaining, SIGNAL_RECHECK_S), since=seen
+            )
         return _signal_response(strategy, target, blocking)
 
     async def _first(self, workflow_id: str, types: frozenset[str]) -> tuple[Json, Json] | None:

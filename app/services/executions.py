@@ -160,6 +160,7 @@ class ExecutionService:
         deadline = time.monotonic() + max(0, min(wait_seconds, 300))
         key = f"wf:{workflow_id}"
         while True:
+            seen = self.ex.notifier.generation(key)
             wf = await self.ex.get_workflow(workflow_id, include_tasks=bool(wait_until))
             reached = any(
                 t["referenceTaskName"] in wait_until and t["status"] != T_SCHEDULED
@@ -168,7 +169,7 @@ class ExecutionService:
             remaining = deadline - time.monotonic()
             if wf["status"] != "RUNNING" or reached or remaining <= 0:
                 break
-            await self.ex.notifier.wait(key, min(remaining, POLL_RECHECK_S))
+            await self.ex.notifier.wait(key, min(remaining, POLL_RECHECK_S), since=seen)
         wf = self.ex.masker.workflow_view(wf)
         return {
             "responseType": "TARGET_WORKFLOW",
@@ -217,11 +218,12 @@ class ExecutionService:
         name = f"{domain}:{task_type}" if domain else task_type
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
         while True:
+            seen = self.ex.notifier.generation(name)
             claimed = await self.ex.poll(task_type, worker_id, domain, count)
             remaining = deadline - time.monotonic()
             if claimed or remaining <= 0:
                 return [t.to_json() for t in claimed]
-            await self.ex.notifier.wait(name, min(remaining, POLL_RECHECK_S))
+            await self.ex.notifier.wait(name, min(remaining, POLL_RECHECK_S), since=seen)
 
     async def update(self, body: TaskResult) -> str:
         await self._update(body)
