@@ -22,8 +22,8 @@ log = logging.getLogger("baton.runner")
 # An item whose runner died (kill -9, a lost host) is run again after this long
 # (at-least-once); a live runner extends the leases of what it is running every RENEW_S, so
 # a long HTTP call is not run twice.
-LEASE_MS = 15_000
-RENEW_S = 5.0
+LEASE_MS = 5_000
+RENEW_S = 1.5
 # Without a wake-up, a loop looks at its queue at least this often.
 RECHECK_S = 1.0
 CONCURRENCY = {"_sys:HTTP": 64, "_sys:INLINE": 4}
@@ -95,8 +95,12 @@ class Runner:
                         claimed = await self.executor.lease_until(name, free, until)
                     except Exception:  # a database blip must not end the loop
                         log.exception("claiming from %s failed", name)
+                    # An item this loop still runs (its lease ran out under load and it
+                    # was claimed again) is not started a second time; its lease is ours.
+                    fresh = [item for item in claimed if item not in held]
                     for item in claimed:
                         held[item] = until
+                    claimed = fresh
                 for item in claimed:
                     task = asyncio.create_task(self._run(name, item))
                     inflight.add(task)
