@@ -52,8 +52,10 @@ class WorkflowDefCache:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, int | None], tuple[float, WorkflowDef, str]] = {}
+        self._generation = 0
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._entries.clear()
 
     async def get(
@@ -64,12 +66,15 @@ class WorkflowDefCache:
         now = time.monotonic()
         if hit is not None and now - hit[0] <= TTL_SECONDS:
             return hit[1], hit[2]
+        generation = self._generation
         body = await repo.get_workflow_def(conn, name, version)
         if body is None:
             return None
         definition = WorkflowDef.model_validate(body)
         text = json.dumps(definition.to_json(), separators=(",", ":"))
-        if len(self._entries) >= MAX_WORKFLOW_DEFS:
-            self._entries.clear()
-        self._entries[key] = (now, definition, text)
+        # A change committed while we were reading must not be shadowed by what we read.
+        if generation == self._generation:
+            if len(self._entries) >= MAX_WORKFLOW_DEFS:
+                self._entries.clear()
+            self._entries[key] = (now, definition, text)
         return definition, text

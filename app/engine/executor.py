@@ -313,6 +313,10 @@ class Executor:
             self._leased[task.taskId] = task
         return ids
 
+    def forget_leased(self, task_id: str) -> None:
+        """A claimed item the caller will not run (it is running already)."""
+        self._leased.pop(task_id, None)
+
     async def extend_leases(
         self, name: str, item_ids: list[str], held_until: int, until: int
     ) -> list[str]:
@@ -342,6 +346,7 @@ class Executor:
                     return
                 if kind == "WAIT":
                     apply_outcome(task, TaskOutcome.completed(dict(task.outputData)), now)
+                    self.filter_output(unit, task, now)
                 else:
                     await self.system.sync_from_child(conn, unit, task, now)
                 unit.touch(task)
@@ -355,8 +360,8 @@ class Executor:
         if (impl is None and sync_impl is None) or task is None or task.terminal:
             await self.db.run_write(lambda conn: store.remove_items(conn, [task_id]))
             return
-        task_input, failure = await self._hand_off_input(task)
         try:
+            task_input, failure = await self._hand_off_input(task)
             if failure is not None:
                 outcome = TaskOutcome.failed(failure, terminal=True)
             elif isinstance(impl, WorkflowAwareTask):
@@ -373,9 +378,13 @@ class Executor:
             log.exception("system task %s %s raised", kind, task_id)
             outcome = TaskOutcome.failed(f"{kind} task failed unexpectedly")
 
+        # What a task produced under `_secrets` is a secret from now on (masked, scrubbed
+        # from logs); every other part of the result, reasons and error texts included,
+        # must not carry a known secret value into storage.
+        self.masker.learn(masking.masked_leaves(outcome.output))
         if outcome.reason:
-            # Reasons are stored for people to read: no secret value goes into one.
             outcome.reason = self.masker.text(outcome.reason)
+        outcome.output = self.masker.scrub(outcome.output)
 
         async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:
             unit.queue_remove.append(task_id)
@@ -602,7 +611,11 @@ class Executor:
         terminally instead of reaching the worker."""
         handed: list[TaskRecord] = []
         for task in claimed:
-            task_input, failure = await self._hand_off_input(task)
+            try:
+                task_input, failure = await self._hand_off_input(task)
+            except Exception:  # one task's trouble must not strand the rest of the batch
+                log.exception("handing task %s to a worker failed", task.taskId)
+                task_input, failure = task.inputData, "Secrets could not be resolved"
             if failure is None:
                 task.inputData = task_input  # this copy only goes to the worker
                 handed.append(task)
@@ -659,6 +672,7 @@ class Executor:
                 decider.refresh_timeout(task)
                 unit.touch(task)
                 return task
+            self.masker.learn(masking.masked_leaves(result.get("outputData")))
             decider.apply_task_result(task, result, now)
             self.filter_output(unit, task, now)
             is_worker = task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES

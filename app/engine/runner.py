@@ -99,6 +99,8 @@ class Runner:
                     # was claimed again) is not started a second time; its lease is ours.
                     fresh = [item for item in claimed if item not in held]
                     for item in claimed:
+                        if item in held:
+                            self.executor.forget_leased(item)
                         held[item] = until
                     claimed = fresh
                 for item in claimed:

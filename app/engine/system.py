@@ -338,6 +338,7 @@ class SystemTasks:
                 f"Sub workflow {child.workflowId} failure reason: {child.reasonForIncompletion}"
             )
         apply_outcome(task, TaskOutcome(status, output, reason), now)
+        self.ex.filter_output(unit, task, now)
 
     async def terminate_children(
         self, conn: AsyncConnection, unit: Unit, reason: str, now: int

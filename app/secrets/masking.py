@@ -16,6 +16,7 @@ values (sealed at rest, see sealing.py) because later tasks and workers need the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
@@ -100,6 +101,30 @@ def _sub(value: Any, pattern: re.Pattern[str]) -> Any:
     return value
 
 
+def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(MASK, value)
+    if isinstance(value, dict):
+        return {k: v if k in MASKED_KEYS else _scrub(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, pattern) for v in value]
+    return value
+
+
+def secret_parts(value: str) -> list[str]:
+    """A secret value and, when it is JSON, every string inside it: a reference such as
+    `${workflow.secrets.creds.password}` hands over only a part, which must be masked too."""
+    parts = [value]
+    stripped = value.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            return parts
+        parts.extend(_strings(parsed))
+    return parts
+
+
 def mask_keys(value: Any) -> Any:
     """A copy with the whole value under every `_secrets`/`_masked` key shown as `***`."""
     if isinstance(value, dict):
@@ -146,12 +171,18 @@ class Masker:
         self.known = Redactor()
 
     def learn(self, values: Iterable[str]) -> None:
-        values = list(values)
+        values = [part for v in values if isinstance(v, str) for part in secret_parts(v)]
         self.known.add(values)
         PROCESS.add(values)
 
     def text(self, text: str) -> str:
         return self.known.text(text)
+
+    def scrub(self, value: Any) -> Any:
+        """Known values masked in every string outside `_secrets`/`_masked` subtrees (those
+        must keep their real values for later tasks; they are sealed at rest instead)."""
+        pattern = self.known._compiled()
+        return value if pattern is None else _scrub(value, pattern)
 
     def view(self, value: Any) -> Any:
         return view(value, known=self.known)

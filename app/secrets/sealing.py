@@ -54,7 +54,7 @@ def dump_doc(doc: Any) -> str:
 def load_doc(text: str) -> Any:
     """Parse a stored document, opening what `dump_doc` sealed."""
     doc = json.loads(text)
-    if '"$sealed"' not in text:
+    if '"$sealed"' not in text or '"_secrets"' not in text:
         return doc
     if _sealer is None:
         raise RuntimeError("a sealed document was read but no secrets keyring is installed")
@@ -62,27 +62,54 @@ def load_doc(text: str) -> Any:
 
 
 def seal_tree(value: Any, sealer: Sealer) -> Any:
+    """Every value under a `_secrets` key sealed whole (whatever it looks like: a value that
+    imitates a sealed wrapper is sealed too, so only Baton's own wrappers are ever opened)."""
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key == SECRETS_KEY and not _is_sealed(item):
-                out[key] = {SEALED_KEY: sealer.seal(_dumps(item), _AAD)}
-            else:
-                out[key] = seal_tree(item, sealer)
-        return out
+        return {
+            k: {SEALED_KEY: sealer.seal(_dumps(v), _AAD)}
+            if k == SECRETS_KEY
+            else seal_tree(v, sealer)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [seal_tree(v, sealer) for v in value]
     return value
 
 
 def open_tree(value: Any, sealer: Sealer) -> Any:
+    """The inverse of seal_tree: only a wrapper directly under a `_secrets` key is opened;
+    `{"$sealed": ...}` anywhere else is data, left as it is."""
     if isinstance(value, dict):
-        if _is_sealed(value):
-            return json.loads(sealer.open(value[SEALED_KEY], _AAD))
-        return {k: open_tree(v, sealer) for k, v in value.items()}
+        return {
+            k: json.loads(sealer.open(v[SEALED_KEY], _AAD))
+            if k == SECRETS_KEY and _is_sealed(v)
+            else open_tree(v, sealer)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [open_tree(v, sealer) for v in value]
     return value
+
+
+def seal_value(doc: Any) -> Any:
+    """seal_tree with the installed keyring, for documents kept in JSON columns."""
+    if _sealer is None or not _has_secrets_key(doc):
+        return doc
+    return seal_tree(doc, _sealer)
+
+
+def open_value(doc: Any) -> Any:
+    if _sealer is None or not _has_secrets_key(doc):
+        return doc
+    return open_tree(doc, _sealer)
+
+
+def _has_secrets_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k == SECRETS_KEY or _has_secrets_key(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_secrets_key(v) for v in value)
+    return False
 
 
 def reseal_text(text: str, sealer: Sealer) -> str | None:

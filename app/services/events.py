@@ -395,6 +395,7 @@ class EventBus:
             if action["status"] != T_COMPLETED:
                 result["reasonForIncompletion"] = action.get("reasonForIncompletion")
             decider.apply_task_result(task, result, now)
+            self.ex.filter_output(unit, task, now)
             unit.queue_remove.append(task.taskId)
             unit.touch(task)
 
@@ -524,7 +525,10 @@ class EventService:
             await self.ex.notifier.wait(
                 f"wf:{workflow_id}", min(remaining, SIGNAL_RECHECK_S), since=seen
             )
-        return _signal_response(strategy, target, blocking)
+        masker = self.ex.masker
+        if blocking is not None:
+            blocking = (masker.workflow_view(blocking[0]), masker.view(blocking[1]))
+        return _signal_response(strategy, masker.workflow_view(target), blocking)
 
     async def _first(self, workflow_id: str, types: frozenset[str]) -> tuple[Json, Json] | None:
         wf = await self.ex.get_workflow(workflow_id, include_tasks=True)

@@ -265,6 +265,10 @@ class Database:
             while self._pending:
                 group = self._pending[:SQLITE_GROUP_COMMIT]
                 del self._pending[: len(group)]
+                # A caller that gave up (cancelled) before its unit ran: do not run it.
+                group = [(unit, future) for unit, future in group if not future.done()]
+                if not group:
+                    continue
                 units = [unit for unit, _ in group]
                 try:
                     async with self._write_lock:
@@ -285,6 +289,9 @@ class Database:
                         future.set_exception(value)
         finally:
             self._draining = False
+            if self._pending:  # stopped early (cancelled): the queued units still run
+                self._draining = True
+                asyncio.get_running_loop().create_task(self._drain())
 
     async def _sqlite_group(self, units: list[_Unit]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.secrets.sealing import open_value, seal_value
 from app.store.tables import event_actions, event_handlers
 
 Row = dict[str, Any]
@@ -59,7 +60,9 @@ async def handlers_for_event(conn: AsyncConnection, event: str, active_only: boo
 
 async def insert_action(conn: AsyncConnection, action_id: str, payload: Row, now_ms: int) -> None:
     await conn.execute(
-        sa.insert(event_actions).values(id=action_id, payload=payload, created_at=now_ms)
+        sa.insert(event_actions).values(
+            id=action_id, payload=seal_value(payload), created_at=now_ms
+        )
     )
 
 
@@ -67,7 +70,7 @@ async def get_action(conn: AsyncConnection, action_id: str) -> Row | None:
     payload = await conn.scalar(
         sa.select(event_actions.c.payload).where(event_actions.c.id == action_id)
     )
-    return dict(payload) if payload is not None else None
+    return dict(open_value(payload)) if payload is not None else None
 
 
 async def delete_action(conn: AsyncConnection, action_id: str) -> bool:

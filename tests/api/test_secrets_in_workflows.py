@@ -374,3 +374,44 @@ async def test_error_bodies_do_not_echo_a_secret_value(client: httpx.AsyncClient
             break
         await asyncio.sleep(0.01)
     assert r.json()["message"] == "No such workflow defined. name=***, version=null"
+
+
+async def test_a_part_of_a_json_secret_echoed_by_a_task_is_masked(
+    client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    await put_secret(client, "creds", '{"user": "svc", "password": "pa55word-xyz"}')
+    tasks = [
+        {
+            "name": "js",
+            "taskReferenceName": "js",
+            "type": "INLINE",
+            "inputParameters": {
+                "evaluatorType": "javascript",
+                "p": "${workflow.secrets.creds.password}",
+                "expression": "'pw=' + $.p",
+            },
+        }
+    ]
+    workflow_id = await run(client, tasks)
+    await drain(api_app)
+    shown = await client.get(f"/api/workflow/{workflow_id}")
+    assert shown.json()["tasks"][0]["outputData"]["result"] == "pw=***"
+    assert "pa55word-xyz" not in shown.text
+
+
+async def test_a_signal_sync_answer_is_masked_like_any_read(client: httpx.AsyncClient) -> None:
+    tasks = [
+        simple("a"),
+        {"name": "h1", "taskReferenceName": "h1", "type": "WAIT"},
+        {"name": "h2", "taskReferenceName": "h2", "type": "WAIT"},
+    ]
+    workflow_id = await run(client, tasks)
+    await complete(client, await poll(client, "w_a"), {"_secrets": {"token": "signal-tok-1"}})
+    r = await client.post(
+        f"/api/tasks/{workflow_id}/COMPLETED/signal/sync",
+        params={"returnStrategy": "TARGET_WORKFLOW"},
+        json={"ok": True},
+    )
+    assert r.status_code == 200, r.text
+    assert "signal-tok-1" not in r.text
+    assert r.json()["tasks"][0]["outputData"] == {"_secrets": "***"}

@@ -102,3 +102,16 @@ def test_log_lines_and_tracebacks_are_redacted(caplog: pytest.LogCaptureFixture)
     assert "leaky-token-999" not in text
     assert f"calling with {MASK}" in text
     assert f"bad token {MASK}" in text
+
+
+def test_the_parts_of_a_json_secret_are_masked_too() -> None:
+    masker = masking.Masker()
+    masker.learn(['{"user": "svc-account", "password": "pa55word-xyz"}'])
+    assert masker.text("login svc-account / pa55word-xyz") == f"login {MASK} / {MASK}"
+
+
+def test_scrub_masks_known_values_but_keeps_secrets_subtrees_real() -> None:
+    masker = masking.Masker()
+    masker.learn(["token-value-1"])
+    out = masker.scrub({"error": "bad token-value-1", "_secrets": {"t": "token-value-1"}})
+    assert out == {"error": f"bad {MASK}", "_secrets": {"t": "token-value-1"}}

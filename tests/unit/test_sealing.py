@@ -65,3 +65,17 @@ def test_reseal_moves_documents_to_the_newest_key(keyring: Keyring) -> None:
 
 def test_reseal_leaves_documents_without_sealed_parts_alone(keyring: Keyring) -> None:
     assert sealing.reseal_text('{"a":1}', keyring) is None
+
+
+def test_a_sealed_looking_value_outside_secrets_is_plain_data(keyring: Keyring) -> None:
+    doc = {"input": {"x": {"$sealed": "not-ours"}}}
+    assert sealing.load_doc(sealing.dump_doc(doc)) == doc
+
+
+def test_a_secrets_value_that_imitates_a_wrapper_is_sealed_like_any_other(
+    keyring: Keyring,
+) -> None:
+    doc = {"_secrets": {"$sealed": "junk"}}
+    text = sealing.dump_doc(doc)
+    assert "junk" not in text
+    assert sealing.load_doc(text) == doc
