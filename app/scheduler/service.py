@@ -820,7 +820,9 @@ class SchedulerService:
             taskToDomain=dict(swr.taskToDomain or {}),
             idempotencyKey=swr.idempotencyKey,
             idempotencyStrategy=swr.idempotencyStrategy,
-            createdBy=user if slot.slot is None else body.get("createdBy"),
+            # A schedule runs as whoever saved, paused or resumed it last: editing someone
+            # else's schedule must not borrow their access (their secrets, say).
+            createdBy=user if slot.slot is None else body.get("updatedBy") or body.get("createdBy"),
         )
         try:
             workflow_id, notify = await self.executor._start_in(conn, start, now)

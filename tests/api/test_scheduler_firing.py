@@ -11,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from app.auth.permissions import Role
 from app.clock import ManualClock
 from app.scheduler.service import SchedulerService
 from app.store.tables import schedules
 from tests.api.flows import flow, register, wf, work
+from tests.conftest import TokenFor
 
 Json = dict[str, Any]
 
@@ -101,6 +103,24 @@ async def test_a_due_slot_starts_the_workflow_with_the_injected_inputs(
     }
     creator = (await client.get("/api/token/userInfo")).json()["id"]
     assert started["createdBy"] == creator  # the schedule's creator
+
+
+async def test_a_schedule_runs_as_whoever_saved_it_last(
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    scheduler: SchedulerService,
+    token_for: TokenFor,
+) -> None:
+    """Editing someone else's schedule does not borrow their access (their secrets)."""
+    await save(client, schedule())
+    manager = await token_for(Role.WORKFLOW_MANAGER)
+    headers = {"X-Authorization": manager}
+    r = await client.post("/api/scheduler/schedules", json=schedule(), headers=headers)
+    assert r.status_code == 200, r.text
+    manager_id = (await client.get("/api/token/userInfo", headers=headers)).json()["id"]
+    assert await at(clock, SLOT1 + 7, scheduler) == 1
+    [record] = await executions(client)
+    assert (await wf(client, record["workflowId"]))["createdBy"] == manager_id
 
 
 async def test_the_execution_record_has_the_orkes_model(
