@@ -185,9 +185,13 @@ async def skip_task(
     dependencies=EXECUTE,
 )
 async def rerun(
-    svc: ExecutionsDep, workflowId: str, body: Annotated[RerunWorkflowRequest, Body()]
+    svc: ExecutionsDep,
+    caller: Caller,
+    workflowId: str,
+    body: Annotated[RerunWorkflowRequest, Body()],
 ) -> Response:
-    return _text(await svc.ops.rerun(workflowId, body.model_dump(exclude_none=True)))
+    request = body.model_dump(exclude_none=True)
+    return _text(await svc.ops.rerun(workflowId, request, caller.id))
 
 
 @router.post(

@@ -284,13 +284,17 @@ class Operations:
 
         await self.ex.change(workflow_id, apply)
 
-    async def rerun(self, workflow_id: str, request: Json) -> str:
+    async def rerun(self, workflow_id: str, request: Json, user: str | None = None) -> str:
+        """`user`, when given, is who asks: the rerun runs as them, since it may bring new
+        input (running it as the first starter would lend that starter's secret access)."""
         from_task = request.get("reRunFromTaskId")
 
         async def apply(conn: AsyncConnection, unit: Unit, now: int) -> None:
             wf = unit.wf
             if not wf.terminal:
                 raise Conflict(f"Workflow {workflow_id} is not in a terminal state, cannot rerun")
+            if user is not None:
+                wf.createdBy = user
             if request.get("workflowInput") is not None:
                 wf.input = dict(request["workflowInput"])
             if request.get("correlationId") is not None:

@@ -415,3 +415,23 @@ async def test_a_signal_sync_answer_is_masked_like_any_read(client: httpx.AsyncC
     assert r.status_code == 200, r.text
     assert "signal-tok-1" not in r.text
     assert r.json()["tasks"][0]["outputData"] == {"_secrets": "***"}
+
+
+async def test_a_rerun_runs_as_whoever_asked_for_it(
+    client: httpx.AsyncClient, anon_client: httpx.AsyncClient, token_for: TokenFor
+) -> None:
+    """A rerun may bring new input: it must not run with the first starter's secret access."""
+    await put_secret(client, "admins_only", "admins-only-value")
+    step = simple("a", inputParameters={"k": "${workflow.secrets.admins_only}"})
+    workflow_id = await run(client, [step])
+    await work(client, "w_a")  # the admin's run reads it
+    manager = await token_for(Role.WORKFLOW_MANAGER)
+    r = await anon_client.post(
+        f"/api/workflow/{workflow_id}/rerun",
+        json={"workflowInput": {"x": 1}},
+        headers=with_token(anon_client, manager),
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/tasks/poll/w_a")).status_code == 204
+    task = (await wf(client, workflow_id))["tasks"][0]
+    assert task["reasonForIncompletion"] == "Secret 'admins_only' not found or not accessible"
