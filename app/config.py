@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     # Shown as `instance` in error bodies, as Conductor shows its host id.
     instance_id: str = ""
     metrics_enabled: bool = True
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     # How often timers (task and workflow timeouts) are checked; they are also checked on
     # every change to a workflow.
     sweep_interval_ms: int = Field(default=1000, ge=10, le=60_000)

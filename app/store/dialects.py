@@ -57,7 +57,7 @@ class _OnConflictOps:
             insert = self._insert(table)
             stmt = self._statements[key] = insert.on_conflict_do_update(
                 index_elements=keys, set_={c: insert.excluded[c] for c in update}
-            )
+            ).execution_options(baton_hot=True)
         return stmt
 
     def upsert(

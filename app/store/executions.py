@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine.model import TaskRecord, WorkflowRecord
 from app.secrets.sealing import dump_doc, load_doc
+from app.store.db import hot
 from app.store.dialects import DialectOps
 from app.store.tables import poll_data, queue, task_logs, tasks, workflows
 
@@ -51,41 +52,48 @@ _TASK_COLUMNS = (
     "timeout_at",
     "doc",
 )
-_SAVE_WORKFLOW = (
+_SAVE_WORKFLOW = hot(
     sa.update(workflows)
     .where(workflows.c.workflow_id == sa.bindparam("_id"))
     .values({c: sa.bindparam(c) for c in _WF_COLUMNS})
 )
-_INSERT_WORKFLOW = sa.insert(workflows).values(
-    {"workflow_id": sa.bindparam("_id"), "definition": sa.bindparam("_definition")}
-    | {c: sa.bindparam(c) for c in _WF_COLUMNS}
+_INSERT_WORKFLOW = hot(
+    sa.insert(workflows).values(
+        {"workflow_id": sa.bindparam("_id"), "definition": sa.bindparam("_definition")}
+        | {c: sa.bindparam(c) for c in _WF_COLUMNS}
+    )
 )
-_LOAD_WORKFLOW = sa.select(workflows.c.doc, workflows.c.definition).where(
-    workflows.c.workflow_id == sa.bindparam("_id")
+_LOAD_WORKFLOW = hot(
+    sa.select(workflows.c.doc, workflows.c.definition).where(
+        workflows.c.workflow_id == sa.bindparam("_id")
+    )
 )
 _LOAD_WORKFLOW_LOCKED = _LOAD_WORKFLOW.with_for_update()
-_INSERT_TASKS = sa.insert(tasks).values(
-    {"task_id": sa.bindparam("_id")} | {c: sa.bindparam(c) for c in _TASK_COLUMNS}
+_INSERT_TASKS = hot(
+    sa.insert(tasks).values(
+        {"task_id": sa.bindparam("_id")} | {c: sa.bindparam(c) for c in _TASK_COLUMNS}
+    )
 )
-_UPDATE_TASKS = (
+_UPDATE_TASKS = hot(
     sa.update(tasks)
     .where(tasks.c.task_id == sa.bindparam("_id"))
     .values({c: sa.bindparam(c) for c in _TASK_COLUMNS})
 )
-_UPDATE_TASK_IF = (
+_UPDATE_TASK_IF = hot(
     sa.update(tasks)
     .where(tasks.c.task_id == sa.bindparam("_id"), tasks.c.status == sa.bindparam("_expected"))
     .values({c: sa.bindparam(c) for c in _TASK_COLUMNS})
 )
-_LOAD_TASKS = (
+_LOAD_TASKS = hot(
     sa.select(tasks.c.doc).where(tasks.c.workflow_id == sa.bindparam("_id")).order_by(tasks.c.seq)
 )
 _LOAD_TASKS_BY_ID = sa.select(tasks.c.doc).where(
     tasks.c.task_id.in_(sa.bindparam("_ids", expanding=True))
 )
-_GET_TASK = sa.select(tasks.c.doc).where(tasks.c.task_id == sa.bindparam("_id"))
-_TASK_WORKFLOW = sa.select(tasks.c.workflow_id).where(tasks.c.task_id == sa.bindparam("_id"))
-_REMOVE_ITEMS = sa.delete(queue).where(queue.c.item_id.in_(sa.bindparam("_ids", expanding=True)))
+_GET_TASK = hot(sa.select(tasks.c.doc).where(tasks.c.task_id == sa.bindparam("_id")))
+_TASK_WORKFLOW = hot(sa.select(tasks.c.workflow_id).where(tasks.c.task_id == sa.bindparam("_id")))
+# One id per row of an executemany: a list of ids would need a new statement per length.
+_REMOVE_ITEM = hot(sa.delete(queue).where(queue.c.item_id == sa.bindparam("_id")))
 
 
 def dumps(doc: Any) -> str:
@@ -143,7 +151,7 @@ async def load_workflow(
     row = (await conn.execute(query, {"_id": workflow_id})).first()
     if row is None:
         return None
-    return WorkflowRecord.from_doc(load_doc(row.doc)), row.definition
+    return WorkflowRecord.from_doc(load_doc(row[0])), row[1]
 
 
 async def load_workflows(conn: AsyncConnection, ids: Sequence[str]) -> list[WorkflowRecord]:
@@ -333,7 +341,7 @@ async def push(
 
 async def remove_items(conn: AsyncConnection, item_ids: Sequence[str]) -> None:
     if item_ids:
-        await conn.execute(_REMOVE_ITEMS, {"_ids": list(item_ids)})
+        await conn.execute(_REMOVE_ITEM, [{"_id": i} for i in item_ids])
 
 
 def _due(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.Select[Any]:

@@ -1,0 +1,97 @@
+"""Hot statements (app.store.db.hot): on SQLite they run on the sqlite3 connection directly,
+inside the same transactions as everything else; on Postgres they take the normal path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.store.db import Database, _raw_for, hot
+from app.store.tables import queue, schedules
+
+_INSERT = hot(
+    sa.insert(queue).values(
+        queue_name=sa.bindparam("q"),
+        item_id=sa.bindparam("i"),
+        due_at=sa.bindparam("d"),
+        priority=sa.bindparam("p"),
+    )
+)
+_COUNT = hot(sa.select(sa.func.count()).select_from(queue))
+_ITEMS = hot(
+    sa.select(queue.c.item_id, queue.c.due_at)
+    .where(queue.c.queue_name == sa.bindparam("q"))
+    .order_by(queue.c.item_id)
+)
+
+
+def _row(i: str, due: int = 1) -> dict[str, Any]:
+    return {"q": "hot", "i": i, "d": due, "p": 0}
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as conn:
+        return int(await conn.scalar(_COUNT) or 0)
+
+
+async def test_hot_rows_come_back_as_tuples_in_statement_order(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(_INSERT, [_row("b", 2), _row("a", 1)])
+    async with db.read() as conn:
+        rows = (await conn.execute(_ITEMS, {"q": "hot"})).all()
+        assert [tuple(r) for r in rows] == [("a", 1), ("b", 2)]
+        assert list(await conn.scalars(_ITEMS, {"q": "hot"})) == ["a", "b"]
+
+
+async def test_a_hot_first_statement_is_rolled_back_with_its_transaction(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(_INSERT, _row("x"))
+            raise RuntimeError("undo")
+    assert await _count(db) == 0
+
+
+async def test_a_hot_first_statement_of_a_unit_is_rolled_back_with_it(db: Database) -> None:
+    async def failing(conn: Any) -> None:
+        await conn.execute(_INSERT, _row("y"))
+        raise RuntimeError("undo")
+
+    with pytest.raises(RuntimeError):
+        await db.run_write(failing)
+    assert await _count(db) == 0
+
+
+async def test_units_committed_together_keep_their_own_outcome(db: Database) -> None:
+    def ok(item: str) -> Any:
+        async def unit(conn: Any) -> str:
+            await conn.execute(_INSERT, _row(item))
+            return "ok"
+
+        return unit
+
+    async def failing(conn: Any) -> None:
+        await conn.execute(_INSERT, _row("undone"))
+        raise RuntimeError("undo")
+
+    results = await asyncio.gather(
+        db.run_write(ok("kept1")),
+        db.run_write(failing),
+        db.run_write(ok("kept2")),
+        return_exceptions=True,
+    )
+    assert results[0] == results[2] == "ok" and isinstance(results[1], RuntimeError)
+    async with db.read() as conn:
+        assert list(await conn.scalars(_ITEMS, {"q": "hot"})) == ["kept1", "kept2"]
+
+
+def test_a_statement_whose_values_need_converting_is_not_run_raw() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    # schedules.paused is a Boolean: SQLite needs its values converted.
+    needs_types = hot(sa.select(schedules.c.paused).where(schedules.c.name == sa.bindparam("n")))
+    assert _raw_for(needs_types, sqlite.dialect()) is None
+    assert _raw_for(_ITEMS, sqlite.dialect()) is not None
+    assert _raw_for(sa.select(queue.c.item_id), sqlite.dialect()) is None  # not marked
