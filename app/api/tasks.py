@@ -18,11 +18,14 @@ EXECUTE = [require(Permission.WORKFLOW_EXECUTE)]
 WORK = [require(Permission.TASK_WORK)]
 
 router = APIRouter(prefix="/api/tasks", tags=["task-resource"])
+# The worker endpoints (poll, update): included before every other router, so the busiest
+# requests match in a few route checks. No other route takes their method and path shape.
+worker_router = APIRouter(prefix="/api/tasks", tags=["task-resource"])
 
 STATUSES = {"IN_PROGRESS", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "COMPLETED", "CANCELED"}
 
 
-@router.get(
+@worker_router.get(
     "/poll/batch/{tasktype}",
     summary="Batch poll for tasks of a type (long poll)",
     dependencies=WORK,
@@ -38,7 +41,7 @@ async def batch_poll(
     return JSONResponse(await svc.poll(tasktype, workerid, domain or None, count, timeout))
 
 
-@router.get("/poll/{tasktype}", summary="Poll for one task of a type", dependencies=WORK)
+@worker_router.get("/poll/{tasktype}", summary="Poll for one task of a type", dependencies=WORK)
 async def poll(
     svc: ExecutionsDep, tasktype: str, workerid: str | None = None, domain: str | None = None
 ) -> Response:
@@ -46,14 +49,14 @@ async def poll(
     return JSONResponse(tasks[0]) if tasks else Response(status_code=204)
 
 
-@router.post(
+@worker_router.post(
     "", response_class=PlainTextResponse, summary="Update a task (TaskResult)", dependencies=WORK
 )
 async def update_task(svc: ExecutionsDep, body: Annotated[TaskResult, Body()]) -> Response:
     return PlainTextResponse(await svc.update(body))
 
 
-@router.post(
+@worker_router.post(
     "/update-v2", summary="Update a task and poll the next one of the same type", dependencies=WORK
 )
 async def update_task_v2(svc: ExecutionsDep, body: Annotated[TaskResult, Body()]) -> Response:

@@ -19,6 +19,9 @@ Caller = Annotated[Principal, require(Permission.WORKFLOW_EXECUTE)]
 
 router = APIRouter(prefix="/api/workflow", tags=["workflow-resource"])
 bulk_router = APIRouter(prefix="/api/workflow/bulk", tags=["workflow-bulk-resource"])
+# The start endpoints: included before every other router, so starts match in a few route
+# checks. No other route takes POST on /api/workflow or /api/workflow/<one segment>.
+start_router = APIRouter(prefix="/api/workflow", tags=["workflow-resource"])
 
 Ids = Annotated[list[str], Body()]
 
@@ -30,7 +33,7 @@ def _text(value: str) -> PlainTextResponse:
 # -- start --------------------------------------------------------------------------------
 
 
-@router.post(
+@start_router.post(
     "",
     response_class=PlainTextResponse,
     summary="Start a workflow (StartWorkflowRequest)",
@@ -337,10 +340,10 @@ async def bulk_search(svc: ExecutionsDep, body: Ids, includeTasks: bool = True) 
     )
 
 
-# -- start by name (last: its path would shadow nothing, but keep the table readable) --------
+# -- start by name ------------------------------------------------------------------------
 
 
-@router.post(
+@start_router.post(
     "/{name}",
     response_class=PlainTextResponse,
     summary="Start a workflow by name",
