@@ -45,11 +45,19 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from py_mini_racer import JSEvalException, JSOOMException, MiniRacer
+from py_mini_racer import JSEvalException, JSOOMException, MiniRacer, init_mini_racer
 
 __all__ = ["JsEvaluator", "ScriptError", "ScriptMemoryLimit", "ScriptTimeout"]
 
 _T = TypeVar("_T")
+
+# V8 is initialised once per process, here (the evaluator's creator) rather than lazily on
+# the first isolate's own thread. mini-racer's default flag is --single-threaded; on CPUs with
+# memory protection keys (PKU: recent AMD EPYC and Intel Xeon) V8 then write-protects its
+# code space per thread, and isolates on other threads than the one that initialised V8
+# crashed the process (SIGSEGV; seen with mini-racer 0.13.2-0.14.1). Our isolates each live
+# on a thread of their own, so the keys are turned off as well.
+_V8_FLAGS = ("--single-threaded", "--no-memory-protection-keys")
 
 
 class ScriptError(Exception):
@@ -366,6 +374,7 @@ class JsEvaluator:
             raise ValueError("timeout_ms must be positive")
         if workers <= 0:
             raise ValueError("workers must be positive")
+        init_mini_racer(flags=_V8_FLAGS, ignore_duplicate_init=True)
         self._timeout_ms = timeout_ms
         self._max_memory_bytes = max_memory_bytes
         self._max_uses = max_uses_per_isolate
