@@ -51,12 +51,12 @@ __all__ = ["JsEvaluator", "ScriptError", "ScriptMemoryLimit", "ScriptTimeout"]
 
 _T = TypeVar("_T")
 
-# V8 is initialised once per process, here (the evaluator's creator) rather than lazily on
-# the first isolate's own thread. mini-racer's default flag is --single-threaded; on CPUs with
+# V8's flags, given when the first isolate initialises V8 (lazily: a server that runs no
+# JavaScript does not load it). mini-racer's default is --single-threaded; on CPUs with
 # memory protection keys (PKU: recent AMD EPYC and Intel Xeon) V8 then write-protects its
-# code space per thread, and isolates on other threads than the one that initialised V8
+# code space per thread, and an isolate on another thread than the one that initialised V8
 # crashed the process (SIGSEGV; seen with mini-racer 0.13.2-0.14.1). Our isolates each live
-# on a thread of their own, so the keys are turned off as well.
+# on a thread of their own, so the keys are turned off.
 _V8_FLAGS = ("--single-threaded", "--no-memory-protection-keys")
 
 
@@ -317,6 +317,7 @@ class _Isolate:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _setup(self, max_memory_bytes: int) -> MiniRacer:
+        init_mini_racer(flags=_V8_FLAGS, ignore_duplicate_init=True)
         racer = MiniRacer()  # binds to the running loop: ours
         try:
             racer.set_hard_memory_limit(max_memory_bytes)
@@ -374,7 +375,6 @@ class JsEvaluator:
             raise ValueError("timeout_ms must be positive")
         if workers <= 0:
             raise ValueError("workers must be positive")
-        init_mini_racer(flags=_V8_FLAGS, ignore_duplicate_init=True)
         self._timeout_ms = timeout_ms
         self._max_memory_bytes = max_memory_bytes
         self._max_uses = max_uses_per_isolate
