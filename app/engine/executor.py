@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -116,6 +116,18 @@ def terminate_unit(unit: Unit, reason: str | None, now: int) -> None:
     wf.output = decider.workflow_output(state)
 
 
+_WORKFLOW_AWARE: dict[type, bool] = {}
+
+
+def _workflow_aware(impl: object) -> TypeGuard[WorkflowAwareTask]:
+    # isinstance() against a runtime-checkable Protocol inspects every member per call.
+    kind = type(impl)
+    found = _WORKFLOW_AWARE.get(kind)
+    if found is None:
+        found = _WORKFLOW_AWARE[kind] = isinstance(impl, WorkflowAwareTask)
+    return found
+
+
 def queue_name(task: TaskRecord) -> str:
     if task.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES:
         return f"{task.domain}:{task.taskType}" if task.domain else task.taskType
@@ -148,28 +160,29 @@ class Executor:
     # -- transactions ---------------------------------------------------------------------
 
     async def _load(self, conn: AsyncConnection, workflow_id: str) -> Unit:
-        found = await store.load_workflow(conn, self.db.ops, workflow_id, lock=True)
+        found = await store.load_unit(conn, self.db.ops, workflow_id, lock=True)
         if found is None:
             raise NotFound(f"No such workflow found by id: {workflow_id}")
-        wf, definition_json = found
-        tasks = await store.load_tasks(conn, workflow_id)
+        wf, definition_json, tasks = found
         return Unit(wf, definition_json, index_for(definition_json), tasks)
 
     async def _save(self, conn: AsyncConnection, unit: Unit) -> None:
-        if unit.is_new:
-            await store.insert_workflow(conn, unit.wf, unit.definition_json)
-            unit.is_new = False
-        else:
-            await store.save_workflow(conn, unit.wf)
-        await store.insert_tasks(conn, unit.new)
-        await store.update_tasks(conn, unit.dirty.values())
-        await store.remove_items(conn, unit.queue_remove)
-        await store.push(conn, self.db.ops, unit.queue_push)
-        await store.add_logs(conn, unit.logs)
+        notify = None
         if unit.notify and self.db.dialect == "postgresql":
-            await conn.exec_driver_sql(
-                "SELECT pg_notify($1, $2)", (CHANNEL, ",".join(sorted(unit.notify)))
-            )
+            notify = (CHANNEL, ",".join(sorted(unit.notify)))
+        await store.save_unit(
+            conn,
+            self.db.ops,
+            unit.wf,
+            new_definition=unit.definition_json if unit.is_new else None,
+            new_tasks=unit.new,
+            changed_tasks=list(unit.dirty.values()),
+            removed=unit.queue_remove,
+            pushed=unit.queue_push,
+            notify=notify,
+        )
+        unit.is_new = False
+        await store.add_logs(conn, unit.logs)
 
     async def change(
         self,
@@ -298,20 +311,28 @@ class Executor:
 
     async def lease_until(self, name: str, limit: int, until: int) -> list[str]:
         """Claim up to `limit` due items of a system queue until `until` (epoch ms)."""
+        ids, _ = await self.claim(name, limit, until)
+        return ids
+
+    async def claim(self, name: str, limit: int, until: int) -> tuple[list[str], int | None]:
+        """lease_until, plus the earliest due time left in the queue after the claim (the
+        runner's next wake-up), read in the same transaction instead of a read of its own."""
         kind = name.removeprefix(SYSTEM_QUEUE_PREFIX)
         runs_tasks = kind in self.system.asynchronous or kind in self.system.sync
 
-        async def unit_of_work(conn: AsyncConnection) -> tuple[list[str], list[TaskRecord]]:
+        async def unit_of_work(
+            conn: AsyncConnection,
+        ) -> tuple[list[str], list[TaskRecord], int | None]:
             now = self.clock.now_ms()
             ids = await store.lease(conn, self.db.ops, name, now, limit, until)
             # The tasks come with the claim: no read of its own per item afterwards.
             loaded = await store.load_tasks_by_id(conn, ids) if runs_tasks and ids else []
-            return ids, loaded
+            return ids, loaded, await store.next_due(conn, name)
 
-        ids, loaded = await self.db.run_write(unit_of_work)
+        ids, loaded, next_due = await self.db.run_write(unit_of_work)
         for task in loaded:
             self._leased[task.taskId] = task
-        return ids
+        return ids, next_due
 
     def forget_leased(self, task_id: str) -> None:
         """A claimed item the caller will not run (it is running already)."""
@@ -364,7 +385,7 @@ class Executor:
             task_input, failure = await self._hand_off_input(task)
             if failure is not None:
                 outcome = TaskOutcome.failed(failure, terminal=True)
-            elif isinstance(impl, WorkflowAwareTask):
+            elif _workflow_aware(impl):
                 run_as = await self._run_as(task.workflowInstanceId)
                 outcome = await impl.execute_for(
                     task_input, workflow_id=task.workflowInstanceId, run_as=run_as

@@ -105,6 +105,16 @@ _SECRET_REF: Final = re.compile(r"(?<!\$)\$\{\s*(?:\$\.)?workflow\.secrets\.")
 
 def references_secrets(value: Any) -> bool:
     """True if any string inside `value` holds a `${workflow.secrets.` reference."""
+    # Exact types first: isinstance() against the Mapping ABC is the slow check, and this
+    # runs on every task hand-off.
+    kind = type(value)
+    if kind is str:
+        return "workflow.secrets." in value and _SECRET_REF.search(value) is not None
+    if kind is dict or kind is list:
+        items = value.values() if kind is dict else value
+        return any(references_secrets(v) for v in items)
+    if kind is int or kind is float or kind is bool or value is None:
+        return False
     if isinstance(value, str):
         return "workflow.secrets." in value and _SECRET_REF.search(value) is not None
     if isinstance(value, Mapping):

@@ -88,11 +88,14 @@ class Runner:
             while not self._stopping.is_set():
                 free = limit - len(inflight)
                 claimed: list[str] = []
+                next_due: int | None = None
+                known_due = False
                 seen = self.executor.notifier.generation(name)
                 if free > 0:
                     until = self.executor.clock.now_ms() + LEASE_MS
                     try:
-                        claimed = await self.executor.lease_until(name, free, until)
+                        claimed, next_due = await self.executor.claim(name, free, until)
+                        known_due = True
                     except Exception:  # a database blip must not end the loop
                         log.exception("claiming from %s failed", name)
                     # An item this loop still runs (its lease ran out under load and it
@@ -111,7 +114,8 @@ class Runner:
                 if claimed and len(claimed) == free:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await self.executor.notifier.wait(name, await self._idle_wait(name), since=seen)
+                wait_s = self._wait_for(next_due) if known_due else await self._idle_wait(name)
+                await self.executor.notifier.wait(name, wait_s, since=seen)
         finally:
             renewer.cancel()
             for task in inflight:
@@ -142,6 +146,9 @@ class Runner:
                 due = await store.next_due(conn, name)
         except Exception:
             return RECHECK_S
+        return self._wait_for(due)
+
+    def _wait_for(self, due: int | None) -> float:
         if due is None:
             return RECHECK_S
         # At least a few ms: an item due now but held by another process must not spin us.
