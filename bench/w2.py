@@ -151,7 +151,9 @@ async def measure(spec: dict[str, Any], server_url: str, server_pid: int) -> dic
     n, kind = int(spec["n"]), spec["worker"]
     timeout_s = float(spec.get("timeout_s", 300))
     hdrs = await asyncio.to_thread(headers, server_url)
-    limits = httpx.Limits(max_connections=32)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout: a request sent on a
+    # connection the server is closing at that moment fails with ReadError (not retried).
+    limits = httpx.Limits(max_connections=32, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=server_url, headers=hdrs, timeout=60, limits=limits) as c:
         await _setup(c)
         t0 = time.monotonic()

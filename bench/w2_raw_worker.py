@@ -23,7 +23,7 @@ async def work(url: str, target: int, seconds: float) -> int:
     hdrs = headers(url)
     done = 0
     end = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=POLLERS * 2)
+    limits = httpx.Limits(max_connections=POLLERS * 2, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=url, headers=hdrs, timeout=30, limits=limits) as c:
 
         async def loop() -> None:
