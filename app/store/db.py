@@ -59,14 +59,18 @@ def hot(statement: T) -> T:
 
 
 class _Raw:
-    """A hot statement compiled for SQLite: its SQL and the order of its parameters."""
+    """A hot statement compiled for SQLite: its SQL, the order of its parameters, and the
+    values of those it carries itself (e.g. the OFFSET 0 SQLite adds to a bound LIMIT)."""
 
-    __slots__ = ("names", "returns_rows", "sql")
+    __slots__ = ("defaults", "names", "returns_rows", "sql")
 
-    def __init__(self, sql: str, names: tuple[str, ...], returns_rows: bool) -> None:
+    def __init__(
+        self, sql: str, names: tuple[str, ...], returns_rows: bool, defaults: dict[str, Any]
+    ) -> None:
         self.sql = sql
         self.names = names
         self.returns_rows = returns_rows
+        self.defaults = defaults
 
 
 _RAW_CACHE: dict[int, tuple[Any, _Raw | None]] = {}
@@ -90,6 +94,7 @@ def _raw_for(statement: Any, dialect: Any) -> _Raw | None:
                 compiled.string,
                 tuple(compiled.positiontup),
                 bool(getattr(compiled, "_result_columns", None)),
+                {name: b.value for name, b in compiled.binds.items() if not b.required},
             )
     _RAW_CACHE[id(statement)] = (statement, raw)  # keeps the statement alive with its id
     return raw
@@ -124,6 +129,11 @@ def _run_raw(conn: sa.Connection, raw: _Raw, parameters: Any) -> _RawResult:
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     names = raw.names
+    if raw.defaults:
+        if isinstance(parameters, list):
+            parameters = [raw.defaults | p for p in parameters]
+        else:
+            parameters = raw.defaults | (parameters or {})
     if isinstance(parameters, list):
         cursor = dbapi.executemany(raw.sql, [tuple(p[n] for n in names) for p in parameters])
     else:

@@ -486,33 +486,45 @@ async def remove_items(conn: AsyncConnection, item_ids: Sequence[str]) -> None:
         await conn.execute(_REMOVE_ITEM, [{"_id": i} for i in item_ids])
 
 
-def _due(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.Select[Any]:
+# The claim statements, built once per dialect with bound parameters (building one with its
+# CTE and compiling it cost more than a worker poll's whole transaction on SQLite).
+_CLAIMS: dict[tuple[str, str], Any] = {}
+
+
+def _due_cte(ops: DialectOps) -> sa.CTE:
     query = (
         sa.select(queue.c.item_id)
-        .where(queue.c.queue_name == queue_name, queue.c.due_at <= now)
+        .where(queue.c.queue_name == sa.bindparam("_q"), queue.c.due_at <= sa.bindparam("_now"))
         .order_by(queue.c.priority.desc(), queue.c.due_at)
-        .limit(limit)
+        .limit(sa.bindparam("_limit", type_=sa.Integer))
     )
-    return ops.skip_locked(query)
-
-
-def _due_cte(ops: DialectOps, queue_name: str, now: int, limit: int) -> sa.CTE:
     # MATERIALIZED: Postgres may otherwise re-run a LIMIT ... SKIP LOCKED subquery inside
     # the DELETE/UPDATE and claim more rows than asked for.
-    return _due(ops, queue_name, now, limit).cte("due").prefix_with("MATERIALIZED")
+    return ops.skip_locked(query).cte("due").prefix_with("MATERIALIZED")
+
+
+def _claim_statement(ops: DialectOps, kind: str) -> Any:
+    stmt = _CLAIMS.get((ops.name, kind))
+    if stmt is None:
+        due = _due_cte(ops)
+        where = (
+            queue.c.queue_name == sa.bindparam("_q"),
+            queue.c.item_id.in_(sa.select(due.c.item_id)),
+        )
+        if kind == "take":
+            built: Any = sa.delete(queue).where(*where)
+        else:
+            built = sa.update(queue).where(*where).values(due_at=sa.bindparam("_until"))
+        stmt = _CLAIMS[(ops.name, kind)] = hot(built.returning(queue.c.item_id))
+    return stmt
 
 
 async def take(
     conn: AsyncConnection, ops: DialectOps, queue_name: str, now: int, limit: int
 ) -> list[str]:
     """Remove and return up to `limit` due items: a claim that needs no lease (workers)."""
-    due = _due_cte(ops, queue_name, now, limit)
-    stmt = (
-        sa.delete(queue)
-        .where(queue.c.queue_name == queue_name, queue.c.item_id.in_(sa.select(due.c.item_id)))
-        .returning(queue.c.item_id)
-    )
-    return list(await conn.scalars(stmt))
+    params = {"_q": queue_name, "_now": now, "_limit": limit}
+    return list(await conn.scalars(_claim_statement(ops, "take"), params))
 
 
 async def lease(
@@ -520,14 +532,8 @@ async def lease(
 ) -> list[str]:
     """Claim up to `limit` due items by pushing their due time to `until`: if the claimer
     dies, the items come due again then (at-least-once)."""
-    due = _due_cte(ops, queue_name, now, limit)
-    stmt = (
-        sa.update(queue)
-        .where(queue.c.queue_name == queue_name, queue.c.item_id.in_(sa.select(due.c.item_id)))
-        .values(due_at=until)
-        .returning(queue.c.item_id)
-    )
-    return list(await conn.scalars(stmt))
+    params = {"_q": queue_name, "_now": now, "_limit": limit, "_until": until}
+    return list(await conn.scalars(_claim_statement(ops, "lease"), params))
 
 
 async def extend_lease(
@@ -579,19 +585,16 @@ async def record_poll(
     worker_id: str | None,
     now: int,
 ) -> None:
-    await conn.execute(
-        ops.upsert(
-            poll_data,
-            {
-                "queue_name": queue_name,
-                "domain": domain or "",
-                "worker_id": worker_id,
-                "last_poll_time": now,
-            },
-            keys=["queue_name", "domain"],
-            update=["worker_id", "last_poll_time"],
-        )
+    stmt = ops.upsert_statement(
+        poll_data, ["queue_name", "domain"], ["worker_id", "last_poll_time"]
     )
+    row = {
+        "queue_name": queue_name,
+        "domain": domain or "",
+        "worker_id": worker_id,
+        "last_poll_time": now,
+    }
+    await conn.execute(stmt, row)
 
 
 async def poll_data_for(conn: AsyncConnection, task_type: str | None) -> list[Json]:

@@ -95,3 +95,17 @@ def test_a_statement_whose_values_need_converting_is_not_run_raw() -> None:
     assert _raw_for(needs_types, sqlite.dialect()) is None
     assert _raw_for(_ITEMS, sqlite.dialect()) is not None
     assert _raw_for(sa.select(queue.c.item_id), sqlite.dialect()) is None  # not marked
+
+
+async def test_values_a_hot_statement_carries_itself_are_bound_too(db: Database) -> None:
+    # SQLite adds OFFSET with its own value 0 to a bound LIMIT.
+    first = hot(
+        sa.select(queue.c.item_id)
+        .where(queue.c.queue_name == sa.bindparam("q"))
+        .order_by(queue.c.item_id)
+        .limit(sa.bindparam("n", type_=sa.Integer))
+    )
+    async with db.write() as conn:
+        await conn.execute(_INSERT, [_row("a"), _row("b"), _row("c")])
+    async with db.read() as conn:
+        assert list(await conn.scalars(first, {"q": "hot", "n": 2})) == ["a", "b"]
