@@ -78,24 +78,27 @@ _RAW_CACHE: dict[int, tuple[Any, _Raw | None]] = {}
 
 def _raw_for(statement: Any, dialect: Any) -> _Raw | None:
     """The compiled form of a hot statement, or None when it must take the normal path."""
+    # Only marked statements are cached: they are built once, so the cache stays small
+    # (caching every statement seen would keep each ad-hoc query alive forever).
+    if not getattr(statement, "_execution_options", {}).get("baton_hot"):
+        return None
     found = _RAW_CACHE.get(id(statement))
     if found is not None and found[0] is statement:
         return found[1]
     raw: _Raw | None = None
-    if getattr(statement, "_execution_options", {}).get("baton_hot"):
-        compiled = statement.compile(dialect=dialect)
-        converts = bool(getattr(compiled, "_bind_processors", None)) or any(
-            col[3]._cached_result_processor(dialect, None) is not None
-            for col in getattr(compiled, "_result_columns", ())
+    compiled = statement.compile(dialect=dialect)
+    converts = bool(getattr(compiled, "_bind_processors", None)) or any(
+        col[3]._cached_result_processor(dialect, None) is not None
+        for col in getattr(compiled, "_result_columns", ())
+    )
+    expanding = any(b.expanding for b in compiled.binds.values())
+    if not converts and not expanding and compiled.positiontup is not None:
+        raw = _Raw(
+            compiled.string,
+            tuple(compiled.positiontup),
+            bool(getattr(compiled, "_result_columns", None)),
+            {name: b.value for name, b in compiled.binds.items() if not b.required},
         )
-        expanding = any(b.expanding for b in compiled.binds.values())
-        if not converts and not expanding and compiled.positiontup is not None:
-            raw = _Raw(
-                compiled.string,
-                tuple(compiled.positiontup),
-                bool(getattr(compiled, "_result_columns", None)),
-                {name: b.value for name, b in compiled.binds.items() if not b.required},
-            )
     _RAW_CACHE[id(statement)] = (statement, raw)  # keeps the statement alive with its id
     return raw
 

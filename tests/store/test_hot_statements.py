@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.store.db import Database, _raw_for, hot
+from app.store.db import _RAW_CACHE, Database, _raw_for, hot
 from app.store.tables import queue, schedules
 
 _INSERT = hot(
@@ -109,3 +109,11 @@ async def test_values_a_hot_statement_carries_itself_are_bound_too(db: Database)
         await conn.execute(_INSERT, [_row("a"), _row("b"), _row("c")])
     async with db.read() as conn:
         assert list(await conn.scalars(first, {"q": "hot", "n": 2})) == ["a", "b"]
+
+
+async def test_statements_not_marked_hot_are_not_remembered(db: Database) -> None:
+    before = len(_RAW_CACHE)
+    async with db.read() as conn:
+        for i in range(20):
+            await conn.execute(sa.select(queue.c.item_id).where(queue.c.item_id == f"x{i}"))
+    assert len(_RAW_CACHE) == before
