@@ -355,9 +355,19 @@ class _Isolate:
             # in promise callbacks instead, closing it is what stops them.)
             with contextlib.suppress(Exception):
                 self.call(self._drain())
-        with contextlib.suppress(Exception):
-            self.racer.close()
+        # Closed on the isolate's own thread, where it was created and ran (V8 objects freed
+        # from a foreign thread were a suspect in a crashed test worker); directly only if
+        # that thread does not answer.
+        closed = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        try:
+            closed.result(timeout=10)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.racer.close()
         self._stop_loop()
+
+    async def _close(self) -> None:
+        self.racer.close()
 
 
 class JsEvaluator:
