@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,8 @@ from app.store.db import Database
 from app.tasks.base import TaskOutcome, WorkflowAwareTask
 
 log = logging.getLogger("baton.engine")
+T = TypeVar("T")
+HandOff = list[tuple[str, TaskRecord, int]]  # (queue, task, leased until) per item
 
 # A decide loop that has not settled after this many rounds is a definition bug (a loop
 # of instant tasks); stopping keeps one workflow from holding the writer forever.
@@ -66,6 +68,9 @@ class Unit:
     logs: list[tuple[str, str, int]] = field(default_factory=list)
     # A workflow being started: its row is inserted on save, with its first tasks.
     is_new: bool = False
+    # Where _save records the items it wrote leased to this process's runner (None: none
+    # are; only callers that hand them over after the commit pass a list).
+    handoff: HandOff | None = None
 
     @property
     def definition(self) -> WorkflowDef:
@@ -95,6 +100,18 @@ class StartRequest:
     parentWorkflowTaskId: str | None = None
     event: str | None = None
     workflowId: str | None = None
+
+
+class LocalRunner(Protocol):
+    """The runner of this process, as the executor sees it for direct hand-offs."""
+
+    lease_ms: int
+
+    def reserve(self, name: str) -> bool: ...
+
+    def release(self, name: str) -> None: ...
+
+    def accept(self, name: str, item: str, until: int) -> bool: ...
 
 
 def terminate_unit(unit: Unit, reason: str | None, now: int) -> None:
@@ -156,6 +173,8 @@ class Executor:
         self.secrets: handoff.SecretSource | None = None
         # The secret values this app knows, for masking what its API shows.
         self.masker = masking.Masker()
+        # This process's runner while its loops run (set by Runner.start).
+        self.local_runner: LocalRunner | None = None
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -167,6 +186,7 @@ class Executor:
         return Unit(wf, definition_json, index_for(definition_json), tasks)
 
     async def _save(self, conn: AsyncConnection, unit: Unit) -> None:
+        self._hand_off_locally(unit)
         notify = None
         if unit.notify and self.db.dialect == "postgresql":
             notify = (CHANNEL, ",".join(sorted(unit.notify)))
@@ -184,6 +204,64 @@ class Executor:
         unit.is_new = False
         await store.add_logs(conn, unit.logs)
 
+    def _hand_off_locally(self, unit: Unit) -> None:
+        """Write the system tasks this unit queues due now leased to this process's runner,
+        while its lanes have room, and list them in unit.handoff for after the commit
+        (runner module docstring). Their queue is then not woken: nobody else may take them."""
+        runner, handoff = self.local_runner, unit.handoff
+        if runner is None or handoff is None or not unit.queue_push:
+            return
+        now = self.clock.now_ms()
+        until = now + runner.lease_ms
+        pushes: list[tuple[str, str, int, int]] = []
+        still_queued: set[str] = set()
+        for name, item, due, priority in unit.queue_push:
+            task = unit.task(item) if due <= now and self._runs_tasks(name) else None
+            if task is not None and not task.terminal and runner.reserve(name):
+                handoff.append((name, task, until))
+                pushes.append((name, item, until, priority))
+            else:
+                pushes.append((name, item, due, priority))
+                still_queued.add(name)
+        unit.queue_push = pushes
+        unit.notify -= {name for name, _, _ in handoff} - still_queued
+
+    def _runs_tasks(self, name: str) -> bool:
+        kind = name.removeprefix(SYSTEM_QUEUE_PREFIX)
+        return name != kind and (kind in self.system.asynchronous or kind in self.system.sync)
+
+    def _deliver(self, handoff: HandOff, committed: bool) -> None:
+        """After the unit's transaction: start what it handed off, or give the slots back."""
+        runner = self.local_runner
+        for name, task, until in handoff:
+            if runner is None:
+                continue  # stopped meanwhile: the item comes due when its lease runs out
+            if not committed:
+                runner.release(name)
+                continue
+            self._leased[task.taskId] = task
+            if not runner.accept(name, task.taskId, until):
+                self._leased.pop(task.taskId, None)
+        handoff.clear()
+
+    async def _write_handing_off(
+        self, unit_of_work: Callable[[AsyncConnection, HandOff], Awaitable[T]]
+    ) -> T:
+        """db.run_write for a unit that may hand items off to this process's runner."""
+        handoff: HandOff = []
+
+        async def run(conn: AsyncConnection) -> T:
+            self._deliver(handoff, committed=False)  # a unit run again starts afresh
+            return await unit_of_work(conn, handoff)
+
+        try:
+            result = await self.db.run_write(run)
+        except BaseException:
+            self._deliver(handoff, committed=False)
+            raise
+        self._deliver(handoff, committed=True)
+        return result
+
     async def change(
         self,
         workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
@@ -195,11 +273,12 @@ class Executor:
 
         `workflow_id` may be a lookup run inside the same transaction (by task id, say)."""
 
-        async def unit_of_work(conn: AsyncConnection) -> tuple[Any, set[str]]:
+        async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[Any, set[str]]:
             wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
             if wf_id is None:
                 raise NotFound("No such workflow")
             unit = await self._load(conn, wf_id)
+            unit.handoff = handoff
             now = self.clock.now_ms()
             result = await fn(conn, unit, now)
             if decide:
@@ -210,7 +289,7 @@ class Executor:
             await self._save(conn, unit)
             return result, unit.notify
 
-        result, notify = await self.db.run_write(unit_of_work)
+        result, notify = await self._write_handing_off(unit_of_work)
         self.notifier.notify(notify)
         return result
 
@@ -523,10 +602,10 @@ class Executor:
     # -- starting -------------------------------------------------------------------------
 
     async def start(self, request: StartRequest) -> str:
-        async def unit_of_work(conn: AsyncConnection) -> tuple[str, set[str]]:
-            return await self._start_in(conn, request, self.clock.now_ms())
+        async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[str, set[str]]:
+            return await self._start_in(conn, request, self.clock.now_ms(), handoff)
 
-        workflow_id, notify = await self.db.run_write(unit_of_work)
+        workflow_id, notify = await self._write_handing_off(unit_of_work)
         self.notifier.notify(notify)
         return workflow_id
 
@@ -544,7 +623,11 @@ class Executor:
         return found
 
     async def _start_in(
-        self, conn: AsyncConnection, request: StartRequest, now: int
+        self,
+        conn: AsyncConnection,
+        request: StartRequest,
+        now: int,
+        handoff: HandOff | None = None,
     ) -> tuple[str, set[str]]:
         if not 0 <= request.priority <= 99:
             raise BadRequest("priority: Priority must be between 0 and 99")
@@ -590,6 +673,7 @@ class Executor:
         )
         wf.timeoutAt = decider.workflow_deadline(wf, definition)
         unit = Unit(wf, definition_json, index_for(definition_json), [], is_new=True)
+        unit.handoff = handoff
         await self._decide(conn, unit, now)
         await self._save(conn, unit)
         return wf.workflowId, unit.notify

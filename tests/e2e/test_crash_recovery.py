@@ -1,12 +1,18 @@
 """Kill -9 a server while 100+ workflows are mid-flight; a restarted server on the same
-database finishes every one of them, with no task lost."""
+database finishes every one of them, with no task lost. The same for HTTP calls in flight,
+which the server handed straight to its own runner (leased to it, never claimed)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +95,94 @@ async def test_every_workflow_completes_after_a_kill_9(database_url: str, tmp_pa
                 ]
     finally:
         stop.set()
+        stop_server(server)
+        if restarted is not None:
+            stop_server(restarted)
+
+
+HTTP_WORKFLOWS = 20
+
+
+class _Held:
+    """A local endpoint that holds requests until `opened`, counting arrivals."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.arrived = 0
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def held() -> Iterator[tuple[_Held, str]]:
+    state = _Held()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            with state.lock:
+                state.arrived += 1
+            state.opened.wait(60)
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{httpd.server_address[1]}/held"
+    finally:
+        state.opened.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.timeout(180)
+async def test_http_calls_in_flight_at_a_kill_9_run_again_after_a_restart(
+    database_url: str, tmp_path: Path, held: tuple[_Held, str]
+) -> None:
+    state, uri = held
+    server = start_server(database_url, tmp_path)
+    restarted = None
+    try:
+        async with admin_client(server.url) as c:
+            call = {"http_request": {"uri": uri, "method": "GET"}}
+            definition = {
+                "name": "crash_http",
+                "version": 1,
+                "tasks": [
+                    {"name": "c", "taskReferenceName": "c", "type": "HTTP", "inputParameters": call}
+                ],
+            }
+            assert (await c.post("/api/metadata/workflow", json=definition)).status_code == 200
+            ids = []
+            for _ in range(HTTP_WORKFLOWS):
+                r = await c.post("/api/workflow/crash_http", json={})
+                assert r.status_code == 200, r.text
+                ids.append(r.text)
+        deadline = time.monotonic() + 30
+        while state.arrived < HTTP_WORKFLOWS and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert state.arrived == HTTP_WORKFLOWS, "every call must be in flight at the kill"
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+
+        restarted = start_server(database_url, tmp_path)
+        state.opened.set()
+        async with admin_client(restarted.url) as c:
+            statuses = await wait_for_statuses(
+                c, ids, 60, frozenset({"COMPLETED", "FAILED", "TERMINATED", "TIMED_OUT"})
+            )
+        assert sorted(set(statuses.values())) == ["COMPLETED"], statuses
+        assert len(statuses) == HTTP_WORKFLOWS
+        assert state.arrived >= 2 * HTTP_WORKFLOWS  # each call made again after the restart
+    finally:
         stop_server(server)
         if restarted is not None:
             stop_server(restarted)
