@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # How often timers (task and workflow timeouts) are checked; they are also checked on
     # every change to a workflow.
     sweep_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+    # A queue's poll data (last poll time, worker) is written at most this often per queue
+    # and worker, as Conductor's conductor.postgres.pollDataFlushInterval; 0 writes on
+    # every poll. Every poller of a task type writes the same row: written on each poll,
+    # it serialises the polls (row lock held to the end of each claim transaction).
+    poll_data_interval_ms: int = Field(default=1000, ge=0, le=10_000)
     # Background loops (timer sweeps, system-task runner). Tests switch them off to drive
     # time by hand.
     background_enabled: bool = True

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await refresher.refresh()
         secret_service.on_change = refresher.soon
         executor.secrets = secret_service
+        executor.poll_data_interval_ms = settings.poll_data_interval_ms
         installed = install_tasks(executor, settings, secrets=secret_service)
         install_events(executor)  # before the runner: it serves the event action queue
         runner = Runner(executor, sweep_interval_s=settings.sweep_interval_ms / 1000)

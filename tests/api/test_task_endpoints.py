@@ -294,6 +294,33 @@ async def test_poll_data_records_the_worker_and_time(
     ]
 
 
+async def test_poll_data_is_written_at_most_once_a_second_per_queue_and_worker(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    first = clock.now_ms()
+    await client.get("/api/tasks/poll/task_a", params={"workerid": "w7"})
+    clock.advance(999)
+    await client.get("/api/tasks/poll/task_a", params={"workerid": "w7"})
+    response = await client.get("/api/tasks/queue/polldata", params={"taskType": "task_a"})
+    assert [d["lastPollTime"] for d in response.json()] == [first]
+    clock.advance(1)
+    await client.get("/api/tasks/poll/task_a", params={"workerid": "w7"})
+    response = await client.get("/api/tasks/queue/polldata", params={"taskType": "task_a"})
+    assert [d["lastPollTime"] for d in response.json()] == [clock.now_ms()]
+
+
+async def test_a_poll_by_another_worker_is_written_at_once(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await client.get("/api/tasks/poll/task_a", params={"workerid": "w7"})
+    clock.advance(10)
+    await client.get("/api/tasks/poll/task_a", params={"workerid": "w8"})
+    response = await client.get("/api/tasks/queue/polldata", params={"taskType": "task_a"})
+    assert response.json() == [
+        {"queueName": "task_a", "workerId": "w8", "lastPollTime": clock.now_ms()}
+    ]
+
+
 async def test_poll_data_all_lists_every_task_type(client: httpx.AsyncClient) -> None:
     await client.get("/api/tasks/poll/task_a", params={"workerid": "w1"})
     await client.get("/api/tasks/poll/task_b", params={"workerid": "w2", "domain": "blue"})

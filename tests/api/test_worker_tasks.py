@@ -277,6 +277,36 @@ async def test_update_of_unknown_task_is_404(client: httpx.AsyncClient) -> None:
     assert response.json()["message"] == "No such task found by id: nope"
 
 
+async def test_a_result_naming_another_workflow_still_updates_its_task(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, simple_flow())
+    first = await start(client)
+    other = await start(client)
+    task = await poll(client, "task_a")
+    assert task is not None
+    owner = task["workflowInstanceId"]
+    named = other if owner == first else first
+    response = await complete(client, {**task, "workflowInstanceId": named})
+    assert response.status_code == 200, response.text
+    done = [t for t in (await get_wf(client, owner))["tasks"] if t["status"] == "COMPLETED"]
+    assert [t["taskId"] for t in done] == [task["taskId"]]
+    assert all(t["status"] == "SCHEDULED" for t in (await get_wf(client, named))["tasks"])
+
+
+async def test_a_known_task_naming_an_unknown_workflow_is_updated(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, simple_flow())
+    workflow_id = await start(client)
+    task = await poll(client, "task_a")
+    assert task is not None
+    response = await complete(client, {**task, "workflowInstanceId": "no-such-workflow"})
+    assert response.status_code == 200, response.text
+    statuses = [t["status"] for t in (await get_wf(client, workflow_id))["tasks"]]
+    assert statuses[0] == "COMPLETED"
+
+
 async def test_empty_task_result_is_400_with_both_messages(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/tasks", json={})
     assert response.status_code == 400
