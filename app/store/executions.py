@@ -101,8 +101,11 @@ _REMOVE_ITEM = hot(sa.delete(queue).where(queue.c.item_id == sa.bindparam("_id")
 # workflow with its tasks and writing all that a step changed (the workflow row, updated and
 # new tasks, queue items removed and pushed, the wake-up) take 2 statements instead of 6-8.
 # Data-modifying CTEs all run, each once; none touches a row another one touches (see
-# save_unit). SQLite runs the same work statement by statement: there a statement costs
-# microseconds and no round trip.
+# save_unit). Postgres may run them with a generic plan, which guesses 10 rows for every
+# unnest(): an UPDATE joining tasks to one then hash-joins a seq scan of all tasks (ms per
+# step on a busy table); the redundant `task_id = ANY(...)` keeps it on the primary key.
+# SQLite runs the same work statement by statement: there a statement costs microseconds
+# and no round trip.
 _PG_TYPES = {
     "name": "text",
     "version": "int",
@@ -155,7 +158,8 @@ def _pg_save_sql(new_workflow: bool, notify: bool) -> str:
     return (
         f"WITH w AS ({workflow}),"
         f" ut AS (UPDATE tasks SET {task_sets} FROM unnest({updated})"
-        f" AS v({', '.join(task_cols)}) WHERE tasks.task_id = v.task_id),"
+        f" AS v({', '.join(task_cols)}) WHERE tasks.task_id = v.task_id"
+        f" AND tasks.task_id = ANY({_pg_array('u', 'task_id')})),"
         f" it AS (INSERT INTO tasks ({', '.join(task_cols)}) SELECT * FROM unnest({inserted})),"
         " dq AS (DELETE FROM queue WHERE item_id = ANY(CAST(:r_ids AS text[]))"
         " AND (queue_name, item_id) NOT IN"
@@ -410,7 +414,8 @@ def _pg_update_if_sql() -> str:
     arrays = ", ".join(_pg_array("u", c) for c in cols)
     return (
         f"UPDATE tasks SET {sets} FROM unnest({arrays}) AS v({', '.join(cols)})"
-        " WHERE tasks.task_id = v.task_id AND tasks.status = :_expected RETURNING tasks.task_id"
+        " WHERE tasks.task_id = v.task_id AND tasks.task_id = ANY(CAST(:u_task_id AS text[]))"
+        " AND tasks.status = :_expected RETURNING tasks.task_id"
     )
 
 
