@@ -321,6 +321,11 @@ def _close(conn: sa.Connection, commit: bool) -> None:
         conn.close()
 
 
+def _holding(lock: threading.Lock, fn: Callable[..., T], *args: Any) -> T:
+    with lock:
+        return fn(*args)
+
+
 # -- the database ------------------------------------------------------------------------
 
 
@@ -486,14 +491,24 @@ class Database:
     ) -> AsyncIterator[AsyncConnection]:
         # One hop to open (connect + BEGIN) and one to end (COMMIT or ROLLBACK + close).
         sync_conn: sa.Connection = await hop(_open, engine)
-        facade = _ThreadedConnection(sync_conn, hop)
+        # A session's calls may land on different pool threads. They run one after another,
+        # except when the caller is cancelled mid-call: its statement goes on in one thread
+        # while the rollback and close start in another, and sqlite3 closing a connection
+        # that another thread is using crashes the process (seen: a refresh cancelled at
+        # shutdown). The session's lock makes the close wait for the statement.
+        lock = threading.Lock()
+
+        async def serial(fn: Callable[..., Any], *args: Any) -> Any:
+            return await hop(_holding, lock, fn, *args)
+
+        facade = _ThreadedConnection(sync_conn, serial)
         try:
             # The facade quacks like AsyncConnection for everything the store uses.
             yield cast(AsyncConnection, facade)
         except BaseException:
-            await hop(_close, sync_conn, False)
+            await serial(_close, sync_conn, False)
             raise
-        await hop(_close, sync_conn, commit)
+        await serial(_close, sync_conn, commit)
 
     async def ping(self) -> None:
         async with self.read() as conn:
