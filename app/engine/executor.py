@@ -5,12 +5,13 @@ more happens, and writes the new state and the work it creates together.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,7 +39,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef
 from app.secrets import masking
 from app.store import executions as store
-from app.store.db import Database
+from app.store.db import Database, ReadsOnly, WriteNeedsTransaction
 from app.tasks.base import TaskOutcome, WorkflowAwareTask
 
 log = logging.getLogger("baton.engine")
@@ -100,6 +101,10 @@ class StartRequest:
     parentWorkflowTaskId: str | None = None
     event: str | None = None
     workflowId: str | None = None
+
+
+class _Changed(Exception):
+    """A single-statement change found its workflow changed since it was read."""
 
 
 class _NotThere(Exception):
@@ -179,6 +184,8 @@ class Executor:
         self.masker = masking.Masker()
         # This process's runner while its loops run (set by Runner.start).
         self.local_runner: LocalRunner | None = None
+        # Postgres: changes to a workflow in one statement when they can (change()).
+        self.single_statement_units = True
         # Poll data is written at most this often per (queue, domain) and worker (settings).
         self.poll_data_interval_ms = 0
         self._polls_recorded: dict[tuple[str, str | None], tuple[int, str | None]] = {}
@@ -192,12 +199,17 @@ class Executor:
         wf, definition_json, tasks = found
         return Unit(wf, definition_json, index_for(definition_json), tasks)
 
-    async def _save(self, conn: AsyncConnection, unit: Unit) -> None:
+    async def _save(self, conn: AsyncConnection, unit: Unit, guard: str | None = None) -> bool:
+        """Write the unit. On a single-statement connection (Postgres) this is the unit's
+        one write; with `guard` it happens only if the workflow row is unchanged since it
+        was read (False when it was changed meanwhile: nothing was written)."""
+        if isinstance(conn, ReadsOnly) and unit.logs:
+            raise WriteNeedsTransaction  # the logs would be a second statement
         self._hand_off_locally(unit)
         notify = None
         if unit.notify and self.db.dialect == "postgresql":
             notify = (CHANNEL, ",".join(sorted(unit.notify)))
-        await store.save_unit(
+        written = await store.save_unit(
             conn,
             self.db.ops,
             unit.wf,
@@ -207,9 +219,12 @@ class Executor:
             removed=unit.queue_remove,
             pushed=unit.queue_push,
             notify=notify,
+            final_of=unit,
+            guard=guard,
         )
         unit.is_new = False
         await store.add_logs(conn, unit.logs)
+        return written
 
     def _hand_off_locally(self, unit: Unit) -> None:
         """Write the system tasks this unit queues due now leased to this process's runner,
@@ -279,6 +294,59 @@ class Executor:
         """Load, change with `fn`, decide, save: one transaction, one workflow.
 
         `workflow_id` may be a lookup run inside the same transaction (by task id, say)."""
+        if self.single_statement_units and self.db.dialect == "postgresql":
+            try:
+                return await self._change_in_one_statement(workflow_id, fn, decide)
+            except (WriteNeedsTransaction, _Changed):
+                pass  # as a transaction, under the workflow's lock
+        return await self._change_locked(workflow_id, fn, decide)
+
+    async def _change_in_one_statement(
+        self,
+        workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
+        fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
+        decide: bool,
+    ) -> Any:
+        """change() on Postgres in two round trips instead of four: read the workflow
+        without a lock (and its row version), change and decide in memory, then write
+        everything in one statement that applies only if the row is still that version.
+        Raises WriteNeedsTransaction when the unit would write anything else (a child
+        workflow, logs...) and _Changed when another change came first: nothing was
+        written either way, and change() runs the unit again the locked way."""
+        handoff: HandOff = []
+        try:
+            async with self.db.single_statement_writes() as conn:
+                wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
+                if wf_id is None:
+                    raise NotFound("No such workflow")
+                found = await store.peek_unit(conn, wf_id)
+                if found is None:
+                    raise NotFound(f"No such workflow found by id: {wf_id}")
+                wf, definition_json, tasks, version = found
+                unit = Unit(wf, definition_json, index_for(definition_json), tasks)
+                unit.handoff = handoff
+                cast(ReadsOnly, conn).owner = unit
+                now = self.clock.now_ms()
+                result = await fn(conn, unit, now)
+                if decide:
+                    await self._decide(conn, unit, now)
+                unit.wf.updateTime = now
+                unit.notify.add(f"wf:{wf_id}")
+                if not await self._save(conn, unit, guard=version):
+                    raise _Changed
+        except BaseException:
+            self._deliver(handoff, committed=False)
+            raise
+        self._deliver(handoff, committed=True)
+        self.notifier.notify(unit.notify)
+        return result
+
+    async def _change_locked(
+        self,
+        workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
+        fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
+        decide: bool,
+    ) -> Any:
 
         async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[Any, set[str]]:
             wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
@@ -612,7 +680,29 @@ class Executor:
         async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[str, set[str]]:
             return await self._start_in(conn, request, self.clock.now_ms(), handoff)
 
+        if self.single_statement_units and self.db.dialect == "postgresql":
+            with contextlib.suppress(WriteNeedsTransaction):
+                return await self._start_in_one_statement(request)
         workflow_id, notify = await self._write_handing_off(unit_of_work)
+        self.notifier.notify(notify)
+        return workflow_id
+
+    async def _start_in_one_statement(self, request: StartRequest) -> str:
+        """start() on Postgres as one INSERT statement, without BEGIN and COMMIT round trips,
+        when everything it does before that only reads (see _change_in_one_statement). An
+        idempotency key needs its check and the insert in one transaction: not here."""
+        if request.idempotencyKey:
+            raise WriteNeedsTransaction
+        handoff: HandOff = []
+        try:
+            async with self.db.single_statement_writes() as conn:
+                workflow_id, notify = await self._start_in(
+                    conn, request, self.clock.now_ms(), handoff, owns_connection=True
+                )
+        except BaseException:
+            self._deliver(handoff, committed=False)
+            raise
+        self._deliver(handoff, committed=True)
         self.notifier.notify(notify)
         return workflow_id
 
@@ -635,6 +725,8 @@ class Executor:
         request: StartRequest,
         now: int,
         handoff: HandOff | None = None,
+        *,
+        owns_connection: bool = False,
     ) -> tuple[str, set[str]]:
         if not 0 <= request.priority <= 99:
             raise BadRequest("priority: Priority must be between 0 and 99")
@@ -681,6 +773,8 @@ class Executor:
         wf.timeoutAt = decider.workflow_deadline(wf, definition)
         unit = Unit(wf, definition_json, index_for(definition_json), [], is_new=True)
         unit.handoff = handoff
+        if owns_connection and isinstance(conn, ReadsOnly):
+            conn.owner = unit  # this workflow's insert is the one write of the unit
         await self._decide(conn, unit, now)
         await self._save(conn, unit)
         return wf.workflowId, unit.notify

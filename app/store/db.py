@@ -321,6 +321,61 @@ def _close(conn: sa.Connection, commit: bool) -> None:
         conn.close()
 
 
+# -- single-statement units (Postgres) ---------------------------------------------------
+
+
+class WriteNeedsTransaction(Exception):
+    """A unit run on `single_statement_writes` tried to write before its final statement;
+    the caller runs it again as an ordinary transaction."""
+
+
+class ReadsOnly:
+    """An AsyncConnection stand-in that runs SELECTs and refuses everything else with
+    WriteNeedsTransaction; `final` runs the one write that ends the unit."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        # What may write the final statement (set by the caller: its own unit, not one a
+        # nested step creates on the way, such as a sub-workflow's start).
+        self.owner: object = None
+        self.written = False
+
+    def _check(self, statement: Any) -> None:
+        if self.written:  # nothing may follow the final write: it is committed already
+            raise RuntimeError("a statement after the final one of a single-statement unit")
+        if isinstance(statement, sa.Select):
+            return
+        if isinstance(statement, sa.TextClause):
+            text = statement.text.lstrip()[:7].upper()
+            if text.startswith("SELECT") and "FOR UPDATE" not in statement.text:
+                return
+        raise WriteNeedsTransaction
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check(statement)
+        return await self._conn.execute(statement, *args, **kwargs)
+
+    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check(statement)
+        return await self._conn.scalar(statement, *args, **kwargs)
+
+    async def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check(statement)
+        return await self._conn.scalars(statement, *args, **kwargs)
+
+    async def final(self, owner: object, statement: Any, params: Any) -> Any:
+        if owner is not self.owner or self.written:
+            raise WriteNeedsTransaction
+        self.written = True
+        return await self._conn.execute(statement, params)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (run_sync, begin...) takes the safe path, unless the write is done.
+        if self.written:
+            raise RuntimeError(f"{name} after the final statement of a single-statement unit")
+        raise WriteNeedsTransaction
+
+
 def _holding(lock: threading.Lock, fn: Callable[..., T], *args: Any) -> T:
     with lock:
         return fn(*args)
@@ -465,6 +520,17 @@ class Database:
                 raise
             sync_conn.commit()
         return outcomes
+
+    @asynccontextmanager
+    async def single_statement_writes(self) -> AsyncIterator[AsyncConnection]:
+        """Postgres only: a connection without a transaction, whose reads see the latest
+        committed data statement by statement, for a unit that writes everything in ONE
+        statement (atomic on its own): no BEGIN and COMMIT round trips. Only statements
+        that read may run before that write (ReadsOnly checks)."""
+        assert not self.url.is_sqlite
+        async with self._engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield cast(AsyncConnection, ReadsOnly(auto))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

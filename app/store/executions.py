@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine.model import TaskRecord, WorkflowRecord
 from app.secrets.sealing import dump_doc, load_doc
-from app.store.db import hot
+from app.store.db import ReadsOnly, hot
 from app.store.dialects import DialectOps
 from app.store.tables import poll_data, queue, task_logs, tasks, workflows
 
@@ -129,6 +129,12 @@ _PG_TYPES = {
     "update_time": "bigint",
     "due_at": "bigint",
 }
+# Unlocked, with the row version (xmin) a guarded save compares: see save_unit(guard=).
+_PG_PEEK_UNIT = sa.text(
+    "SELECT w.doc, w.definition, ARRAY(SELECT t.doc FROM tasks t"
+    " WHERE t.workflow_id = w.workflow_id ORDER BY t.seq), w.xmin::text"
+    " FROM workflows w WHERE w.workflow_id = :_id"
+)
 _PG_LOAD_UNIT = sa.text(
     "SELECT w.doc, w.definition, ARRAY(SELECT t.doc FROM tasks t"
     " WHERE t.workflow_id = w.workflow_id ORDER BY t.seq)"
@@ -140,40 +146,51 @@ def _pg_array(prefix: str, column: str) -> str:
     return f"CAST(:{prefix}_{column} AS {_PG_TYPES.get(column, 'text')}[])"
 
 
-def _pg_save_sql(new_workflow: bool, notify: bool) -> str:
+def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str:
+    # guarded: every write happens only if the workflow row is still the version read
+    # (xmin), through the RETURNING row of `w` the others test; the statement returns a
+    # row only then.
     if new_workflow:
         columns = ["workflow_id", "definition", *_WF_COLUMNS]
         names = ", ".join(columns)
         values = ", ".join(f":w_{c}" for c in columns)
-        workflow = f"INSERT INTO workflows ({names}) VALUES ({values})"
+        workflow = f"INSERT INTO workflows ({names}) VALUES ({values}) RETURNING 1"
     else:
         sets = ", ".join(f"{c} = :w_{c}" for c in _WF_COLUMNS)
-        workflow = f"UPDATE workflows SET {sets} WHERE workflow_id = :w_workflow_id"
+        guard = " AND xmin::text = CAST(:_xmin AS text)" if guarded else ""
+        workflow = (
+            f"UPDATE workflows SET {sets} WHERE workflow_id = :w_workflow_id{guard} RETURNING 1"
+        )
+    only = " AND EXISTS (SELECT 1 FROM w)" if guarded else ""
     task_cols = ["task_id", *_TASK_COLUMNS]
     task_sets = ", ".join(f"{c} = v.{c}" for c in _TASK_COLUMNS)
     updated = ", ".join(_pg_array("u", c) for c in task_cols)
     inserted = ", ".join(_pg_array("i", c) for c in task_cols)
     pushed = ", ".join(_pg_array("q", c) for c in ("queue_name", "item_id", "due_at", "priority"))
-    final = "SELECT pg_notify(:_channel, :_payload)" if notify else "SELECT 1"
+    final = "SELECT pg_notify(:_channel, :_payload) FROM w" if notify else "SELECT 1 FROM w"
     return (
         f"WITH w AS ({workflow}),"
         f" ut AS (UPDATE tasks SET {task_sets} FROM unnest({updated})"
         f" AS v({', '.join(task_cols)}) WHERE tasks.task_id = v.task_id"
-        f" AND tasks.task_id = ANY({_pg_array('u', 'task_id')})),"
-        f" it AS (INSERT INTO tasks ({', '.join(task_cols)}) SELECT * FROM unnest({inserted})),"
+        f" AND tasks.task_id = ANY({_pg_array('u', 'task_id')}){only}),"
+        f" it AS (INSERT INTO tasks ({', '.join(task_cols)})"
+        f" SELECT * FROM unnest({inserted}) WHERE TRUE{only}),"
         " dq AS (DELETE FROM queue WHERE item_id = ANY(CAST(:r_ids AS text[]))"
         " AND (queue_name, item_id) NOT IN"
-        " (SELECT * FROM unnest(CAST(:q_queue_name AS text[]), CAST(:q_item_id AS text[])))),"
+        " (SELECT * FROM unnest(CAST(:q_queue_name AS text[]), CAST(:q_item_id AS text[])))"
+        f"{only}),"
         f" iq AS (INSERT INTO queue (queue_name, item_id, due_at, priority)"
-        f" SELECT * FROM unnest({pushed}) ON CONFLICT (queue_name, item_id)"
+        f" SELECT * FROM unnest({pushed}) WHERE TRUE{only} ON CONFLICT (queue_name, item_id)"
         " DO UPDATE SET due_at = excluded.due_at, priority = excluded.priority) " + final
     )
 
 
 _PG_SAVE = {
-    (new, notify): sa.text(_pg_save_sql(new, notify))
+    (new, notify, guarded): sa.text(_pg_save_sql(new, notify, guarded))
     for new in (False, True)
     for notify in (False, True)
+    for guarded in (False, True)
+    if not (new and guarded)
 }
 
 
@@ -195,6 +212,19 @@ async def load_unit(
     return found[0], found[1], await load_tasks(conn, workflow_id)
 
 
+async def peek_unit(
+    conn: AsyncConnection, workflow_id: str
+) -> tuple[WorkflowRecord, str, list[TaskRecord], str] | None:
+    """Postgres: load_unit without a lock, plus the row version a guarded save_unit
+    compares (`xmin`, changed by every update of the row)."""
+    row = (await conn.execute(_PG_PEEK_UNIT, {"_id": workflow_id})).first()
+    if row is None:
+        return None
+    docs: list[str] = row[2]
+    tasks = [TaskRecord.from_doc(load_doc(d)) for d in docs]
+    return WorkflowRecord.from_doc(load_doc(row[0])), row[1], tasks, row[3]
+
+
 async def save_unit(
     conn: AsyncConnection,
     ops: DialectOps,
@@ -206,10 +236,16 @@ async def save_unit(
     removed: Sequence[str],
     pushed: Sequence[tuple[str, str, int, int]],
     notify: tuple[str, str] | None,
-) -> None:
+    final_of: object = None,
+    guard: str | None = None,
+) -> bool:
     """Write what a step changed: the workflow row (inserted when `new_definition` is given),
     new and changed tasks, queue items removed then pushed (a push of a removed item wins),
-    and a Postgres notification (channel, payload)."""
+    and a Postgres notification (channel, payload).
+
+    On a ReadsOnly connection (Postgres) this is the unit's final statement, written for
+    `final_of`; with `guard` (the xmin peek_unit read) nothing is written unless the
+    workflow row is still that version. False when the guard stopped the write."""
     if ops.name != "postgresql":
         if new_definition is not None:
             await insert_workflow(conn, wf, new_definition)
@@ -219,7 +255,7 @@ async def save_unit(
         await update_tasks(conn, changed_tasks)
         await remove_items(conn, removed)
         await push(conn, ops, pushed)
-        return
+        return True
     params: Json = {f"w_{k}": v for k, v in _workflow_columns(wf).items()}
     params["w_workflow_id"] = wf.workflowId
     if new_definition is not None:
@@ -239,7 +275,14 @@ async def save_unit(
     params["r_ids"] = list(dict.fromkeys(removed))
     if notify is not None:
         params["_channel"], params["_payload"] = notify
-    await conn.execute(_PG_SAVE[(new_definition is not None, notify is not None)], params)
+    if guard is not None:
+        params["_xmin"] = guard
+    statement = _PG_SAVE[(new_definition is not None, notify is not None, guard is not None)]
+    if isinstance(conn, ReadsOnly):
+        result = await conn.final(final_of, statement, params)
+    else:
+        result = await conn.execute(statement, params)
+    return result.first() is not None
 
 
 def dumps(doc: Any) -> str:

@@ -1,0 +1,132 @@
+"""Postgres: a change to a workflow is written in one statement when it only reads before
+that write: no lock, the write applies only if the workflow row is still the version that
+was read. A change that lost a race, or would write anything else, runs again as a locked
+transaction, so the outcome is the same as with the lock alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.engine.executor import Executor, Unit
+from app.store import executions as store
+from app.store.db import WriteNeedsTransaction
+from tests.api.flows import run, simple, wf
+
+
+@pytest.fixture
+def backend_is_postgres(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("single-statement changes are the Postgres path; SQLite has one writer")
+
+
+async def started(client: httpx.AsyncClient) -> str:
+    return await run(client, [simple("a")], name="single_statement")
+
+
+async def test_a_change_that_lost_a_race_runs_again_and_keeps_both_changes(
+    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await started(client)
+    read = asyncio.Event()
+    go_on = asyncio.Event()
+    calls = 0
+
+    async def slow(_conn: Any, unit: Unit, _now: int) -> None:
+        nonlocal calls
+        calls += 1
+        unit.wf.variables["slow"] = calls
+        if calls == 1:  # the first run read the workflow, then another change lands
+            read.set()
+            await asyncio.wait_for(go_on.wait(), 10)
+
+    async def quick(_conn: Any, unit: Unit, _now: int) -> None:
+        unit.wf.variables["quick"] = True
+
+    first = asyncio.create_task(ex.change(workflow_id, slow))
+    await asyncio.wait_for(read.wait(), 10)
+    await ex.change(workflow_id, quick)
+    go_on.set()
+    await asyncio.wait_for(first, 10)
+    assert calls == 2
+    assert (await wf(client, workflow_id))["variables"] == {"slow": 2, "quick": True}
+
+
+async def test_a_change_with_no_race_runs_once(
+    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await started(client)
+    calls = 0
+
+    async def once(_conn: Any, unit: Unit, _now: int) -> None:
+        nonlocal calls
+        calls += 1
+        unit.wf.variables["n"] = calls
+
+    await ex.change(workflow_id, once)
+    assert calls == 1
+    assert (await wf(client, workflow_id))["variables"] == {"n": 1}
+
+
+async def test_a_change_that_writes_before_its_end_runs_as_a_transaction(
+    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await started(client)
+    seen: list[str] = []
+
+    async def logs_first(conn: Any, unit: Unit, now: int) -> None:
+        seen.append(type(conn).__name__)
+        await store.add_logs(conn, [(unit.tasks[0].taskId, "a line", now)])
+
+    await ex.change(workflow_id, logs_first)
+    assert seen == ["ReadsOnly", "AsyncConnection"]
+    r = await client.get(f"/api/tasks/{(await wf(client, workflow_id))['tasks'][0]['taskId']}/log")
+    assert [line["log"] for line in r.json()] == ["a line"]
+
+
+async def test_a_failed_guard_writes_nothing(
+    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await started(client)
+    async with ex.db.single_statement_writes() as conn:
+        found = await store.peek_unit(conn, workflow_id)
+        assert found is not None
+        wf_record, _, tasks, version = found
+    await ex.decide(workflow_id)  # the row moves on: `version` is stale now
+    wf_record.variables["stale"] = True
+    async with ex.db.single_statement_writes() as conn:
+        conn.owner = wf_record  # type: ignore[attr-defined]
+        written = await store.save_unit(
+            conn,
+            ex.db.ops,
+            wf_record,
+            new_definition=None,
+            new_tasks=[],
+            changed_tasks=tasks,
+            removed=[],
+            pushed=[("stale_queue", "stale_item", 0, 0)],
+            notify=None,
+            final_of=wf_record,
+            guard=version,
+        )
+    assert written is False
+    assert "stale" not in (await wf(client, workflow_id))["variables"]
+    async with ex.db.read() as conn:
+        assert await store.queue_sizes(conn, ["stale_queue"]) in ({}, {"stale_queue": 0})
+
+
+async def test_a_write_before_the_final_statement_is_refused(
+    backend_is_postgres: None, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    async with ex.db.single_statement_writes() as conn:
+        with pytest.raises(WriteNeedsTransaction):
+            await store.add_logs(conn, [("t", "x", 1)])
