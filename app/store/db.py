@@ -343,7 +343,8 @@ class ReadsOnly:
     def _check(self, statement: Any) -> None:
         if self.written:  # nothing may follow the final write: it is committed already
             raise RuntimeError("a statement after the final one of a single-statement unit")
-        if isinstance(statement, sa.Select):
+        # A locking read means the unit relies on a lock held to its end: a transaction.
+        if isinstance(statement, sa.Select) and statement._for_update_arg is None:
             return
         if isinstance(statement, sa.TextClause):
             text = statement.text.lstrip()[:7].upper()
