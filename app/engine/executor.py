@@ -9,9 +9,10 @@ import contextlib
 import copy
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard, TypeVar, cast
+from typing import Any, Protocol, TypeGuard, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -266,23 +267,29 @@ class Executor:
                 self._leased.pop(task.taskId, None)
         handoff.clear()
 
-    async def _write_handing_off(
-        self, unit_of_work: Callable[[AsyncConnection, HandOff], Awaitable[T]]
-    ) -> T:
-        """db.run_write for a unit that may hand items off to this process's runner."""
+    @asynccontextmanager
+    async def _handing_off(self) -> AsyncIterator[HandOff]:
+        """The list a unit records its hand-offs in; once the block ends they are started
+        (it completed: committed) or their slots given back (it raised)."""
         handoff: HandOff = []
-
-        async def run(conn: AsyncConnection) -> T:
-            self._deliver(handoff, committed=False)  # a unit run again starts afresh
-            return await unit_of_work(conn, handoff)
-
         try:
-            result = await self.db.run_write(run)
+            yield handoff
         except BaseException:
             self._deliver(handoff, committed=False)
             raise
         self._deliver(handoff, committed=True)
-        return result
+
+    async def _write_handing_off(
+        self, unit_of_work: Callable[[AsyncConnection, HandOff], Awaitable[T]]
+    ) -> T:
+        """db.run_write for a unit that may hand items off to this process's runner."""
+        async with self._handing_off() as handoff:
+
+            async def run(conn: AsyncConnection) -> T:
+                self._deliver(handoff, committed=False)  # a unit run again starts afresh
+                return await unit_of_work(conn, handoff)
+
+            return await self.db.run_write(run)
 
     async def change(
         self,
@@ -293,80 +300,63 @@ class Executor:
     ) -> Any:
         """Load, change with `fn`, decide, save: one transaction, one workflow.
 
-        `workflow_id` may be a lookup run inside the same transaction (by task id, say)."""
+        `workflow_id` may be a lookup run inside the same transaction (by task id, say).
+        On Postgres it runs as one guarded statement when it can (see _apply_change)."""
         if self.single_statement_units and self.db.dialect == "postgresql":
             try:
-                return await self._change_in_one_statement(workflow_id, fn, decide)
+                async with self._handing_off() as handoff, self.db.single_statement_writes() as c:
+                    result, unit = await self._apply_change(c, workflow_id, fn, decide, handoff)
+                self.notifier.notify(unit.notify)
+                return result
             except (WriteNeedsTransaction, _Changed):
                 pass  # as a transaction, under the workflow's lock
-        return await self._change_locked(workflow_id, fn, decide)
 
-    async def _change_in_one_statement(
-        self,
-        workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
-        fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
-        decide: bool,
-    ) -> Any:
-        """change() on Postgres in two round trips instead of four: read the workflow
-        without a lock (and its row version), change and decide in memory, then write
-        everything in one statement that applies only if the row is still that version.
-        Raises WriteNeedsTransaction when the unit would write anything else (a child
-        workflow, logs...) and _Changed when another change came first: nothing was
-        written either way, and change() runs the unit again the locked way."""
-        handoff: HandOff = []
-        try:
-            async with self.db.single_statement_writes() as conn:
-                wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
-                if wf_id is None:
-                    raise NotFound("No such workflow")
-                found = await store.peek_unit(conn, wf_id)
-                if found is None:
-                    raise NotFound(f"No such workflow found by id: {wf_id}")
-                wf, definition_json, tasks, version = found
-                unit = Unit(wf, definition_json, index_for(definition_json), tasks)
-                unit.handoff = handoff
-                cast(ReadsOnly, conn).owner = unit
-                now = self.clock.now_ms()
-                result = await fn(conn, unit, now)
-                if decide:
-                    await self._decide(conn, unit, now)
-                unit.wf.updateTime = now
-                unit.notify.add(f"wf:{wf_id}")
-                if not await self._save(conn, unit, guard=version):
-                    raise _Changed
-        except BaseException:
-            self._deliver(handoff, committed=False)
-            raise
-        self._deliver(handoff, committed=True)
+        async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[Any, Unit]:
+            return await self._apply_change(conn, workflow_id, fn, decide, handoff)
+
+        result, unit = await self._write_handing_off(unit_of_work)
         self.notifier.notify(unit.notify)
         return result
 
-    async def _change_locked(
+    async def _apply_change(
         self,
+        conn: AsyncConnection,
         workflow_id: str | Callable[[AsyncConnection], Awaitable[str | None]],
         fn: Callable[[AsyncConnection, Unit, int], Awaitable[Any]],
         decide: bool,
-    ) -> Any:
-
-        async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[Any, set[str]]:
-            wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
-            if wf_id is None:
-                raise NotFound("No such workflow")
+        handoff: HandOff,
+    ) -> tuple[Any, Unit]:
+        """change()'s unit. In a transaction the workflow is loaded under its row lock. On a
+        single-statement connection (Postgres) it is read without a lock, with its row
+        version, and the one write at the end applies only if the row is still that version
+        (two round trips instead of BEGIN, locked read, write, COMMIT); _Changed when
+        another change came first, WriteNeedsTransaction when the unit would write anything
+        else (a child workflow, logs...): nothing was written either way, and change() runs
+        the unit again as a transaction."""
+        wf_id = workflow_id if isinstance(workflow_id, str) else await workflow_id(conn)
+        if wf_id is None:
+            raise NotFound("No such workflow")
+        version = None
+        if isinstance(conn, ReadsOnly):
+            found = await store.peek_unit(conn, wf_id)
+            if found is None:
+                raise NotFound(f"No such workflow found by id: {wf_id}")
+            wf, definition_json, tasks, version = found
+            unit = Unit(wf, definition_json, index_for(definition_json), tasks)
+            conn.owner = unit
+        else:
             unit = await self._load(conn, wf_id)
-            unit.handoff = handoff
-            now = self.clock.now_ms()
-            result = await fn(conn, unit, now)
-            if decide:
-                await self._decide(conn, unit, now)
-            unit.wf.updateTime = now
-            # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
-            unit.notify.add(f"wf:{wf_id}")
-            await self._save(conn, unit)
-            return result, unit.notify
-
-        result, notify = await self._write_handing_off(unit_of_work)
-        self.notifier.notify(notify)
-        return result
+        unit.handoff = handoff
+        now = self.clock.now_ms()
+        result = await fn(conn, unit, now)
+        if decide:
+            await self._decide(conn, unit, now)
+        unit.wf.updateTime = now
+        # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
+        unit.notify.add(f"wf:{wf_id}")
+        if not await self._save(conn, unit, guard=version):
+            raise _Changed
+        return result, unit
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -689,20 +679,14 @@ class Executor:
 
     async def _start_in_one_statement(self, request: StartRequest) -> str:
         """start() on Postgres as one INSERT statement, without BEGIN and COMMIT round trips,
-        when everything it does before that only reads (see _change_in_one_statement). An
+        when everything it does before that only reads (see _apply_change). An
         idempotency key needs its check and the insert in one transaction: not here."""
         if request.idempotencyKey:
             raise WriteNeedsTransaction
-        handoff: HandOff = []
-        try:
-            async with self.db.single_statement_writes() as conn:
-                workflow_id, notify = await self._start_in(
-                    conn, request, self.clock.now_ms(), handoff, owns_connection=True
-                )
-        except BaseException:
-            self._deliver(handoff, committed=False)
-            raise
-        self._deliver(handoff, committed=True)
+        async with self._handing_off() as handoff, self.db.single_statement_writes() as conn:
+            workflow_id, notify = await self._start_in(
+                conn, request, self.clock.now_ms(), handoff, owns_connection=True
+            )
         self.notifier.notify(notify)
         return workflow_id
 

@@ -6,10 +6,8 @@ that does not commit gives its reserved slots back."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -22,48 +20,15 @@ from app.engine.executor import Executor, StartRequest
 from app.engine.runner import LEASE_MS, Runner
 from app.store import executions as store
 from tests.api.flows import run, wf
+from tests.held_endpoint import Held, held_endpoint
 
 QUEUE = "_sys:HTTP"
 
 
-class _Gate:
-    """A local endpoint that holds every request until opened, counting arrivals."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.arrived = 0
-        self.lock = threading.Lock()
-
-
 @pytest.fixture
-def gate() -> Iterator[tuple[_Gate, str]]:
-    state = _Gate()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            with state.lock:
-                state.arrived += 1
-            state.opened.wait(20)
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{httpd.server_address[1]}/held"
-    finally:
-        state.opened.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+def gate() -> Iterator[tuple[Held, str]]:
+    with held_endpoint(20) as held:
+        yield held
 
 
 def http_call(uri: str) -> list[dict[str, Any]]:
@@ -118,7 +83,7 @@ async def test_a_task_queued_by_this_process_runs_without_a_claim_leased_to_it(
     client: httpx.AsyncClient,
     api_app: FastAPI,
     clock: ManualClock,
-    gate: tuple[_Gate, str],
+    gate: tuple[Held, str],
     live_runner: Runner,
 ) -> None:
     state, uri = gate
@@ -148,7 +113,7 @@ async def test_a_task_queued_by_this_process_runs_without_a_claim_leased_to_it(
 async def test_a_full_lane_leaves_the_item_queued_for_a_claim(
     client: httpx.AsyncClient,
     api_app: FastAPI,
-    gate: tuple[_Gate, str],
+    gate: tuple[Held, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)

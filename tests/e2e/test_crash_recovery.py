@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.e2e.support import WorkerStats, admin_client, run_worker, wait_for_statuses
+from tests.held_endpoint import Held, held_endpoint
 
 WORKFLOWS = 120
 STEPS = 3
@@ -103,49 +101,15 @@ async def test_every_workflow_completes_after_a_kill_9(database_url: str, tmp_pa
 HTTP_WORKFLOWS = 20
 
 
-class _Held:
-    """A local endpoint that holds requests until `opened`, counting arrivals."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.arrived = 0
-        self.lock = threading.Lock()
-
-
 @pytest.fixture
-def held() -> Iterator[tuple[_Held, str]]:
-    state = _Held()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            with state.lock:
-                state.arrived += 1
-            state.opened.wait(60)
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{httpd.server_address[1]}/held"
-    finally:
-        state.opened.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+def held() -> Iterator[tuple[Held, str]]:
+    with held_endpoint(60) as endpoint:
+        yield endpoint
 
 
 @pytest.mark.timeout(180)
 async def test_http_calls_in_flight_at_a_kill_9_run_again_after_a_restart(
-    database_url: str, tmp_path: Path, held: tuple[_Held, str]
+    database_url: str, tmp_path: Path, held: tuple[Held, str]
 ) -> None:
     state, uri = held
     server = start_server(database_url, tmp_path)
