@@ -9,6 +9,7 @@ import contextlib
 import copy
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ HandOff = list[tuple[str, TaskRecord, int]]  # (queue, task, leased until) per i
 # A decide loop that has not settled after this many rounds is a definition bug (a loop
 # of instant tasks); stopping keeps one workflow from holding the writer forever.
 MAX_DECIDE_ROUNDS = 200
+# Running workflows whose last written state this process keeps (Postgres, _remember).
+RECENT_UNITS = 4096
 # How long a domain counts as having live workers after their last poll (Conductor: 10 s).
 ACTIVE_WORKER_MS = 10_000
 
@@ -185,8 +188,10 @@ class Executor:
         self.masker = masking.Masker()
         # This process's runner while its loops run (set by Runner.start).
         self.local_runner: LocalRunner | None = None
-        # Postgres: changes to a workflow in one statement when they can (change()).
+        # Postgres: changes to a workflow in one statement when they can (change()), and
+        # the state this process last wrote per running workflow, with its row version.
         self.single_statement_units = True
+        self._recent: OrderedDict[str, tuple[str, Unit]] = OrderedDict()
         # Poll data is written at most this often per (queue, domain) and worker (settings).
         self.poll_data_interval_ms = 0
         self._polls_recorded: dict[tuple[str, str | None], tuple[int, str | None]] = {}
@@ -203,7 +208,8 @@ class Executor:
     async def _save(self, conn: AsyncConnection, unit: Unit, guard: str | None = None) -> bool:
         """Write the unit. On a single-statement connection (Postgres) this is the unit's
         one write; with `guard` it happens only if the workflow row is unchanged since it
-        was read (False when it was changed meanwhile: nothing was written)."""
+        was read (False when it was changed meanwhile: nothing was written). On Postgres
+        the state written is remembered with the row's new version (_remember)."""
         if isinstance(conn, ReadsOnly) and unit.logs:
             raise WriteNeedsTransaction  # the logs would be a second statement
         self._hand_off_locally(unit)
@@ -225,7 +231,26 @@ class Executor:
         )
         unit.is_new = False
         await store.add_logs(conn, unit.logs)
-        return written
+        if written:
+            self._remember(unit, written)
+        return written is not None
+
+    def _remember(self, unit: Unit, version: str) -> None:
+        """Keep a running workflow's state as this process wrote it, so its next change can
+        skip the read: its guarded write applies only if the row is still this version, so
+        a state that went stale (another process, a rolled-back transaction) costs one retry,
+        never a lost update. Not for workflows with worker tasks in flight: a poll changes
+        their task rows without touching the workflow row."""
+        recent = self._recent
+        recent.pop(unit.wf.workflowId, None)
+        if unit.wf.status != WF_RUNNING or any(
+            not t.terminal and t.workflowTask.get("type", "SIMPLE") in decider.WORKER_TYPES
+            for t in unit.tasks
+        ):
+            return
+        recent[unit.wf.workflowId] = (version, unit)
+        if len(recent) > RECENT_UNITS:
+            recent.popitem(last=False)
 
     def _hand_off_locally(self, unit: Unit) -> None:
         """Write the system tasks this unit queues due now leased to this process's runner,
@@ -262,7 +287,11 @@ class Executor:
             if not committed:
                 runner.release(name)
                 continue
-            self._leased[task.taskId] = task
+            # The runner gets its own copy: the unit's objects may be kept (_remember) and
+            # must not see what a task's run does to its input.
+            leased = copy.copy(task)
+            leased.inputData = copy.deepcopy(task.inputData)
+            self._leased[task.taskId] = leased
             if not runner.accept(name, task.taskId, until):
                 self._leased.pop(task.taskId, None)
         handoff.clear()
@@ -302,14 +331,20 @@ class Executor:
 
         `workflow_id` may be a lookup run inside the same transaction (by task id, say).
         On Postgres it runs as one guarded statement when it can (see _apply_change)."""
-        if self.single_statement_units and self.db.dialect == "postgresql":
+        # Twice at most: a remembered state that went stale is read afresh the second time.
+        for _attempt in range(2 if self.single_statement_units else 0):
+            if self.db.dialect != "postgresql":
+                break
             try:
                 async with self._handing_off() as handoff, self.db.single_statement_writes() as c:
                     result, unit = await self._apply_change(c, workflow_id, fn, decide, handoff)
                 self.notifier.notify(unit.notify)
                 return result
-            except (WriteNeedsTransaction, _Changed):
-                pass  # as a transaction, under the workflow's lock
+            except _Changed:
+                continue
+            except WriteNeedsTransaction:
+                break
+        # As a transaction, under the workflow's lock.
 
         async def unit_of_work(conn: AsyncConnection, handoff: HandOff) -> tuple[Any, Unit]:
             return await self._apply_change(conn, workflow_id, fn, decide, handoff)
@@ -338,11 +373,16 @@ class Executor:
             raise NotFound("No such workflow")
         version = None
         if isinstance(conn, ReadsOnly):
-            found = await store.peek_unit(conn, wf_id)
-            if found is None:
-                raise NotFound(f"No such workflow found by id: {wf_id}")
-            wf, definition_json, tasks, version = found
-            unit = Unit(wf, definition_json, index_for(definition_json), tasks)
+            recent = self._recent.pop(wf_id, None)
+            if recent is not None:  # as this process last wrote it (_remember)
+                version, last = recent
+                unit = Unit(last.wf, last.definition_json, last.index, last.tasks)
+            else:
+                found = await store.peek_unit(conn, wf_id)
+                if found is None:
+                    raise NotFound(f"No such workflow found by id: {wf_id}")
+                wf, definition_json, tasks, version = found
+                unit = Unit(wf, definition_json, index_for(definition_json), tasks)
             conn.owner = unit
         else:
             unit = await self._load(conn, wf_id)

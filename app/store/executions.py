@@ -149,17 +149,18 @@ def _pg_array(prefix: str, column: str) -> str:
 def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str:
     # guarded: every write happens only if the workflow row is still the version read
     # (xmin), through the RETURNING row of `w` the others test; the statement returns a
-    # row only then.
+    # row only then, with the row's new version.
     if new_workflow:
         columns = ["workflow_id", "definition", *_WF_COLUMNS]
         names = ", ".join(columns)
         values = ", ".join(f":w_{c}" for c in columns)
-        workflow = f"INSERT INTO workflows ({names}) VALUES ({values}) RETURNING 1"
+        workflow = f"INSERT INTO workflows ({names}) VALUES ({values}) RETURNING xmin::text AS v"
     else:
         sets = ", ".join(f"{c} = :w_{c}" for c in _WF_COLUMNS)
         guard = " AND xmin::text = CAST(:_xmin AS text)" if guarded else ""
         workflow = (
-            f"UPDATE workflows SET {sets} WHERE workflow_id = :w_workflow_id{guard} RETURNING 1"
+            f"UPDATE workflows SET {sets} WHERE workflow_id = :w_workflow_id{guard}"
+            " RETURNING xmin::text AS v"
         )
     only = " AND EXISTS (SELECT 1 FROM w)" if guarded else ""
     task_cols = ["task_id", *_TASK_COLUMNS]
@@ -167,7 +168,8 @@ def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str
     updated = ", ".join(_pg_array("u", c) for c in task_cols)
     inserted = ", ".join(_pg_array("i", c) for c in task_cols)
     pushed = ", ".join(_pg_array("q", c) for c in ("queue_name", "item_id", "due_at", "priority"))
-    final = "SELECT pg_notify(:_channel, :_payload) FROM w" if notify else "SELECT 1 FROM w"
+    notified = "pg_notify(:_channel, :_payload), " if notify else ""
+    final = f"SELECT {notified}w.v FROM w"
     return (
         f"WITH w AS ({workflow}),"
         f" ut AS (UPDATE tasks SET {task_sets} FROM unnest({updated})"
@@ -238,14 +240,15 @@ async def save_unit(
     notify: tuple[str, str] | None,
     final_of: object = None,
     guard: str | None = None,
-) -> bool:
+) -> str | None:
     """Write what a step changed: the workflow row (inserted when `new_definition` is given),
     new and changed tasks, queue items removed then pushed (a push of a removed item wins),
     and a Postgres notification (channel, payload).
 
     On a ReadsOnly connection (Postgres) this is the unit's final statement, written for
     `final_of`; with `guard` (the xmin peek_unit read) nothing is written unless the
-    workflow row is still that version. False when the guard stopped the write."""
+    workflow row is still that version. Returns the row's new version (Postgres; "" on
+    SQLite), None when the guard stopped the write."""
     if ops.name != "postgresql":
         if new_definition is not None:
             await insert_workflow(conn, wf, new_definition)
@@ -255,7 +258,7 @@ async def save_unit(
         await update_tasks(conn, changed_tasks)
         await remove_items(conn, removed)
         await push(conn, ops, pushed)
-        return True
+        return ""
     params: Json = {f"w_{k}": v for k, v in _workflow_columns(wf).items()}
     params["w_workflow_id"] = wf.workflowId
     if new_definition is not None:
@@ -282,7 +285,8 @@ async def save_unit(
         result = await conn.final(final_of, statement, params)
     else:
         result = await conn.execute(statement, params)
-    return result.first() is not None
+    row = result.first()
+    return None if row is None else str(row[-1])
 
 
 def dumps(doc: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.engine.executor import Executor, Unit
@@ -26,6 +27,33 @@ def backend_is_postgres(backend: str) -> None:
 
 async def started(client: httpx.AsyncClient) -> str:
     return await run(client, [simple("a")], name="single_statement")
+
+
+async def waiting(client: httpx.AsyncClient) -> str:
+    """A running workflow with no worker task: a WAIT task (a system timer)."""
+    wait = {"name": "w", "taskReferenceName": "w", "type": "WAIT", "inputParameters": {}}
+    return await run(client, [wait], name="single_statement_wait")
+
+
+class _Reads:
+    """Counts the unlocked reads of a workflow (store.peek_unit)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = store.peek_unit
+
+        async def counted(conn: Any, workflow_id: str) -> Any:
+            self.count += 1
+            return await original(conn, workflow_id)
+
+        monkeypatch.setattr(store, "peek_unit", counted)
+
+
+def setter(name: str) -> Any:
+    async def apply(_conn: Any, unit: Unit, _now: int) -> None:
+        unit.wf.variables[name] = True
+
+    return apply
 
 
 async def test_a_change_that_lost_a_race_runs_again_and_keeps_both_changes(
@@ -117,7 +145,7 @@ async def test_a_failed_guard_writes_nothing(
             final_of=wf_record,
             guard=version,
         )
-    assert written is False
+    assert written is None
     assert "stale" not in (await wf(client, workflow_id))["variables"]
     async with ex.db.read() as conn:
         assert await store.queue_sizes(conn, ["stale_queue"]) in ({}, {"stale_queue": 0})
@@ -130,3 +158,57 @@ async def test_a_write_before_the_final_statement_is_refused(
     async with ex.db.single_statement_writes() as conn:
         with pytest.raises(WriteNeedsTransaction):
             await store.add_logs(conn, [("t", "x", 1)])
+
+
+async def test_a_change_after_this_process_wrote_the_workflow_skips_the_read(
+    backend_is_postgres: None,
+    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await waiting(client)
+    reads = _Reads(monkeypatch)
+    await ex.change(workflow_id, setter("one"))
+    await ex.change(workflow_id, setter("two"))
+    assert reads.count == 0
+    assert (await wf(client, workflow_id))["variables"] == {"one": True, "two": True}
+
+
+async def test_a_remembered_state_that_went_stale_is_read_again(
+    backend_is_postgres: None,
+    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await waiting(client)
+    await ex.change(workflow_id, setter("before"))
+    async with ex.db.write() as conn:  # another process changes the row meanwhile
+        await conn.execute(
+            sa.text(
+                "UPDATE workflows SET doc ="
+                " jsonb_set(doc::jsonb, '{variables,other}', 'true')::text"
+                " WHERE workflow_id = :id"
+            ),
+            {"id": workflow_id},
+        )
+    reads = _Reads(monkeypatch)
+    await ex.change(workflow_id, setter("after"))
+    assert reads.count == 1
+    variables = (await wf(client, workflow_id))["variables"]
+    assert variables == {"before": True, "other": True, "after": True}
+
+
+async def test_a_workflow_with_a_worker_task_in_flight_is_read_each_time(
+    backend_is_postgres: None,
+    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await started(client)  # its SIMPLE task may be polled at any time
+    reads = _Reads(monkeypatch)
+    await ex.change(workflow_id, setter("one"))
+    await ex.change(workflow_id, setter("two"))
+    assert reads.count == 2
