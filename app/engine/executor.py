@@ -372,6 +372,7 @@ class Executor:
         if wf_id is None:
             raise NotFound("No such workflow")
         version = None
+        recent = None
         if isinstance(conn, ReadsOnly):
             recent = self._recent.pop(wf_id, None)
             if recent is not None:  # as this process last wrote it (_remember)
@@ -388,9 +389,18 @@ class Executor:
             unit = await self._load(conn, wf_id)
         unit.handoff = handoff
         now = self.clock.now_ms()
-        result = await fn(conn, unit, now)
-        if decide:
-            await self._decide(conn, unit, now)
+        try:
+            result = await fn(conn, unit, now)
+            if decide:
+                await self._decide(conn, unit, now)
+        except (WriteNeedsTransaction, _Changed):
+            raise
+        except Exception:
+            if isinstance(conn, ReadsOnly) and recent is not None:
+                # The kept state may be stale (another process changed the workflow): an
+                # error found in it is checked again on a fresh read before it is answered.
+                raise _Changed from None
+            raise
         unit.wf.updateTime = now
         # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
         unit.notify.add(f"wf:{wf_id}")

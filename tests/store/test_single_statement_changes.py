@@ -212,3 +212,31 @@ async def test_a_workflow_with_a_worker_task_in_flight_is_read_each_time(
     await ex.change(workflow_id, setter("one"))
     await ex.change(workflow_id, setter("two"))
     assert reads.count == 2
+
+
+async def test_an_error_found_in_a_kept_state_is_checked_on_a_fresh_read(
+    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    ex: Executor = api_app.state.services.executor
+    workflow_id = await waiting(client)
+    await ex.change(workflow_id, setter("kept"))  # this process keeps the state it wrote
+    async with ex.db.write() as conn:  # another process pauses the workflow meanwhile
+        await conn.execute(
+            sa.text(
+                "UPDATE workflows SET status = 'PAUSED',"
+                " doc = jsonb_set(doc::jsonb, '{status}', '\"PAUSED\"')::text"
+                " WHERE workflow_id = :id"
+            ),
+            {"id": workflow_id},
+        )
+    seen: list[str] = []
+
+    async def resume_if_paused(_conn: Any, unit: Unit, _now: int) -> None:
+        seen.append(unit.wf.status)
+        if unit.wf.status != "PAUSED":
+            raise RuntimeError("not paused")
+        unit.wf.status = "RUNNING"
+
+    await ex.change(workflow_id, resume_if_paused, decide=False)
+    assert seen == ["RUNNING", "PAUSED"]
+    assert (await wf(client, workflow_id))["status"] == "RUNNING"
