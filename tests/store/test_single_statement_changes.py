@@ -20,9 +20,12 @@ from tests.api.flows import run, simple, wf
 
 
 @pytest.fixture
-def backend_is_postgres(backend: str) -> None:
+def ex(backend: str, api_app: FastAPI) -> Executor:
+    """The app's executor, on Postgres only (SQLite has one writer: no single-statement path)."""
     if backend != "postgres":
         pytest.skip("single-statement changes are the Postgres path; SQLite has one writer")
+    executor: Executor = api_app.state.services.executor
+    return executor
 
 
 async def started(client: httpx.AsyncClient) -> str:
@@ -57,9 +60,8 @@ def setter(name: str) -> Any:
 
 
 async def test_a_change_that_lost_a_race_runs_again_and_keeps_both_changes(
-    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+    ex: Executor, client: httpx.AsyncClient
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await started(client)
     read = asyncio.Event()
     go_on = asyncio.Event()
@@ -85,10 +87,7 @@ async def test_a_change_that_lost_a_race_runs_again_and_keeps_both_changes(
     assert (await wf(client, workflow_id))["variables"] == {"slow": 2, "quick": True}
 
 
-async def test_a_change_with_no_race_runs_once(
-    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
-) -> None:
-    ex: Executor = api_app.state.services.executor
+async def test_a_change_with_no_race_runs_once(ex: Executor, client: httpx.AsyncClient) -> None:
     workflow_id = await started(client)
     calls = 0
 
@@ -103,9 +102,8 @@ async def test_a_change_with_no_race_runs_once(
 
 
 async def test_a_change_that_writes_before_its_end_runs_as_a_transaction(
-    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+    ex: Executor, client: httpx.AsyncClient
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await started(client)
     seen: list[str] = []
 
@@ -119,10 +117,7 @@ async def test_a_change_that_writes_before_its_end_runs_as_a_transaction(
     assert [line["log"] for line in r.json()] == ["a line"]
 
 
-async def test_a_failed_guard_writes_nothing(
-    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
-) -> None:
-    ex: Executor = api_app.state.services.executor
+async def test_a_failed_guard_writes_nothing(ex: Executor, client: httpx.AsyncClient) -> None:
     workflow_id = await started(client)
     async with ex.db.single_statement_writes() as conn:
         found = await store.peek_unit(conn, workflow_id)
@@ -151,22 +146,17 @@ async def test_a_failed_guard_writes_nothing(
         assert await store.queue_sizes(conn, ["stale_queue"]) in ({}, {"stale_queue": 0})
 
 
-async def test_a_write_before_the_final_statement_is_refused(
-    backend_is_postgres: None, api_app: FastAPI
-) -> None:
-    ex: Executor = api_app.state.services.executor
+async def test_a_write_before_the_final_statement_is_refused(ex: Executor) -> None:
     async with ex.db.single_statement_writes() as conn:
         with pytest.raises(WriteNeedsTransaction):
             await store.add_logs(conn, [("t", "x", 1)])
 
 
 async def test_a_change_after_this_process_wrote_the_workflow_skips_the_read(
-    backend_is_postgres: None,
+    ex: Executor,
     client: httpx.AsyncClient,
-    api_app: FastAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await waiting(client)
     reads = _Reads(monkeypatch)
     await ex.change(workflow_id, setter("one"))
@@ -176,12 +166,10 @@ async def test_a_change_after_this_process_wrote_the_workflow_skips_the_read(
 
 
 async def test_a_remembered_state_that_went_stale_is_read_again(
-    backend_is_postgres: None,
+    ex: Executor,
     client: httpx.AsyncClient,
-    api_app: FastAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await waiting(client)
     await ex.change(workflow_id, setter("before"))
     async with ex.db.write() as conn:  # another process changes the row meanwhile
@@ -201,12 +189,10 @@ async def test_a_remembered_state_that_went_stale_is_read_again(
 
 
 async def test_a_workflow_with_a_worker_task_in_flight_is_read_each_time(
-    backend_is_postgres: None,
+    ex: Executor,
     client: httpx.AsyncClient,
-    api_app: FastAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await started(client)  # its SIMPLE task may be polled at any time
     reads = _Reads(monkeypatch)
     await ex.change(workflow_id, setter("one"))
@@ -215,9 +201,8 @@ async def test_a_workflow_with_a_worker_task_in_flight_is_read_each_time(
 
 
 async def test_an_error_found_in_a_kept_state_is_checked_on_a_fresh_read(
-    backend_is_postgres: None, client: httpx.AsyncClient, api_app: FastAPI
+    ex: Executor, client: httpx.AsyncClient
 ) -> None:
-    ex: Executor = api_app.state.services.executor
     workflow_id = await waiting(client)
     await ex.change(workflow_id, setter("kept"))  # this process keeps the state it wrote
     async with ex.db.write() as conn:  # another process pauses the workflow meanwhile
