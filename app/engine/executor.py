@@ -540,9 +540,13 @@ class Executor:
 
         return await self.db.run_write(unit_of_work)
 
-    async def run_system_item(self, name: str, task_id: str) -> None:
+    async def run_system_item(
+        self, name: str, task_id: str, *, done_working: Callable[[], None] | None = None
+    ) -> None:
         """Run one claimed system-queue item: a timer that fired (WAIT), a child that ended
-        (SUB_WORKFLOW), or an async task (HTTP, INLINE) executed outside any transaction."""
+        (SUB_WORKFLOW), or an async task (HTTP, INLINE) executed outside any transaction.
+        `done_working` is called once the task's own work is done, before its result is
+        written (the runner counts only items at work against a queue's limit)."""
         kind = name.removeprefix(SYSTEM_QUEUE_PREFIX)
         queue_handler = self.system.queue_handlers.get(kind)
         if queue_handler is not None:  # an item that is not a task (event actions)
@@ -592,6 +596,8 @@ class Executor:
         except Exception:  # a bug in a task must not kill the runner; the task fails
             log.exception("system task %s %s raised", kind, task_id)
             outcome = TaskOutcome.failed(f"{kind} task failed unexpectedly")
+        if done_working is not None:
+            done_working()
 
         # What a task produced under `_secrets` is a secret from now on (masked, scrubbed
         # from logs); every other part of the result, reasons and error texts included,

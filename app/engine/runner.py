@@ -42,16 +42,28 @@ DEFAULT_CONCURRENCY = 16
 class _Lane:
     """What one queue loop is running: items in flight, the lease each holds, and slots
     promised to transactions that hand items off directly (reserved from the SQLite writer
-    thread too, hence the lock)."""
+    thread too, hence the lock).
+
+    The limit bounds items at work (an HTTP call under way), not items writing their result:
+    an item whose work is done gives its slot back before its result's transaction, so the
+    successor that transaction hands off can take it. Otherwise, with as many workflows as
+    slots, every hand-off would find the lane full and go through the queue."""
 
     limit: int
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    finishing: set[asyncio.Task[None]] = field(default_factory=set)  # work done, writing
     held: dict[str, int] = field(default_factory=dict)  # item -> the due time our lease gave it
     reserved: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def free(self) -> int:
-        return self.limit - len(self.inflight) - self.reserved
+        return self.limit - (len(self.inflight) - len(self.finishing)) - self.reserved
+
+    def done_working(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task in self.inflight:
+            with self.lock:
+                self.finishing.add(task)
 
 
 class Runner:
@@ -121,9 +133,9 @@ class Runner:
 
     def _launch(self, name: str, lane: _Lane, item: str, until: int) -> None:
         lane.held[item] = until
-        task = asyncio.create_task(self._run(name, item))
+        task = asyncio.create_task(self._run(name, lane, item))
         lane.inflight.add(task)
-        task.add_done_callback(lane.inflight.discard)
+        task.add_done_callback(functools.partial(_finished, lane))
         task.add_done_callback(functools.partial(_release, lane.held, item))
 
     async def drain(self, max_rounds: int = 100) -> int:
@@ -224,11 +236,17 @@ class Runner:
         wait_ms = max(due - self.executor.clock.now_ms(), 5)
         return min(RECHECK_S, wait_ms / 1000)
 
-    async def _run(self, name: str, item: str) -> None:
+    async def _run(self, name: str, lane: _Lane, item: str) -> None:
         try:
-            await self.executor.run_system_item(name, item)
+            await self.executor.run_system_item(name, item, done_working=lane.done_working)
         except Exception:  # one failing item must not stop the others
             log.exception("running %s item %s failed", name, item)
+
+
+def _finished(lane: _Lane, task: asyncio.Task[None]) -> None:
+    with lane.lock:
+        lane.inflight.discard(task)
+        lane.finishing.discard(task)
 
 
 def _release(held: dict[str, int], item: str, _task: asyncio.Task[None]) -> None:

@@ -143,6 +143,36 @@ async def test_a_full_lane_leaves_the_item_queued_for_a_claim(
     assert (await _call_task(client, second))["taskId"] in claims.items
 
 
+async def test_a_task_whose_call_is_done_gives_its_slot_to_the_next_one_it_hands_off(
+    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    gate: tuple[Held, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One slot: the second call is handed off while the first task is still writing its
+    # result, so it runs without a claim only if the first gave the slot back before that.
+    monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)
+    state, uri = gate
+    state.opened.set()
+    ex: Executor = api_app.state.services.executor
+    claims = _ClaimLog(ex)
+    runner: Runner = api_app.state.services.runner
+    runner.start()
+    try:
+        two_calls = [*http_call(uri), {**http_call(uri)[0], "taskReferenceName": "call2"}]
+        workflow_id = await run(client, two_calls)
+
+        async def completed() -> bool:
+            return bool((await wf(client, workflow_id))["status"] == "COMPLETED")
+
+        await _until(completed)
+    finally:
+        await runner.stop()
+    task_ids = [t["taskId"] for t in (await wf(client, workflow_id))["tasks"]]
+    assert len(task_ids) == 2 and state.arrived == 2
+    assert not set(task_ids) & set(claims.items)
+
+
 async def test_reserving_stops_at_the_lane_limit_and_a_release_gives_the_slot_back(
     api_app: FastAPI, live_runner: Runner
 ) -> None:
