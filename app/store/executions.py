@@ -130,10 +130,12 @@ _PG_TYPES = {
     "due_at": "bigint",
 }
 # Unlocked, with the row version (xmin) a guarded save compares: see save_unit(guard=).
-_PG_PEEK_UNIT = sa.text(
-    "SELECT w.doc, w.definition, ARRAY(SELECT t.doc FROM tasks t"
-    " WHERE t.workflow_id = w.workflow_id ORDER BY t.seq), w.xmin::text"
-    " FROM workflows w WHERE w.workflow_id = :_id"
+_PG_PEEK_UNIT = hot(
+    sa.text(
+        "SELECT w.doc, w.definition, ARRAY(SELECT t.doc FROM tasks t"
+        " WHERE t.workflow_id = w.workflow_id ORDER BY t.seq), w.xmin::text"
+        " FROM workflows w WHERE w.workflow_id = :_id"
+    )
 )
 _PG_LOAD_UNIT = sa.text(
     "SELECT w.doc, w.definition, ARRAY(SELECT t.doc FROM tasks t"
@@ -188,7 +190,7 @@ def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str
 
 
 _PG_SAVE = {
-    (new, notify, guarded): sa.text(_pg_save_sql(new, notify, guarded))
+    (new, notify, guarded): hot(sa.text(_pg_save_sql(new, notify, guarded)))
     for new in (False, True)
     for notify in (False, True)
     for guarded in (False, True)

@@ -1,5 +1,6 @@
 """Hot statements (app.store.db.hot): on SQLite they run on the sqlite3 connection directly,
-inside the same transactions as everything else; on Postgres they take the normal path."""
+inside the same transactions as everything else; on Postgres they run on asyncpg directly in
+single-statement units (autocommit) and take the normal path in transactions."""
 
 from __future__ import annotations
 
@@ -117,3 +118,63 @@ async def test_statements_not_marked_hot_are_not_remembered(db: Database) -> Non
         for i in range(20):
             await conn.execute(sa.select(queue.c.item_id).where(queue.c.item_id == f"x{i}"))
     assert len(_RAW_CACHE) == before
+
+
+def test_a_hot_statement_is_compiled_for_each_dialect_it_meets() -> None:
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    on_sqlite = _raw_for(_ITEMS, sqlite.dialect())
+    on_postgres = _raw_for(_ITEMS, asyncpg.dialect())  # type: ignore[no-untyped-call]
+    assert on_sqlite is not None and "?" in on_sqlite.sql
+    assert on_postgres is not None and "$1" in on_postgres.sql
+
+
+def _postgres_only(db: Database) -> None:
+    if db.url.is_sqlite:
+        pytest.skip("single-statement units are the Postgres path")
+
+
+class _Executed:
+    """Counts the statements that go through SQLAlchemy's execution path."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        sa.event.listen(db._engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+
+async def test_hot_statements_of_a_single_statement_unit_run_on_asyncpg(db: Database) -> None:
+    _postgres_only(db)
+    async with db.write() as conn:
+        await conn.execute(_INSERT, [_row("b", 2), _row("a", 1)])
+    executed = _Executed(db)
+    async with db.single_statement_writes() as conn:
+        rows = (await conn.execute(_ITEMS, {"q": "hot"})).all()
+        names = list(await conn.scalars(_ITEMS, {"q": "hot"}))
+        plain = (await conn.execute(sa.select(queue.c.item_id).order_by(queue.c.item_id))).all()
+    assert [tuple(r) for r in rows] == [("a", 1), ("b", 2)]
+    assert names == ["a", "b"]
+    assert [tuple(r) for r in plain] == [("a",), ("b",)]
+    assert executed.count == 1  # only the statement not marked hot
+
+
+async def test_a_dead_connection_met_by_a_hot_statement_is_not_pooled_again(
+    db: Database,
+) -> None:
+    _postgres_only(db)
+    killer = Database(db.url, pool_size=1)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - asyncpg's own, not SQLAlchemy's
+            async with db.single_statement_writes() as conn:
+                pid = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+                async with killer.write() as other:
+                    await other.execute(sa.text(f"SELECT pg_terminate_backend({int(pid)})"))
+                await conn.execute(_ITEMS, {"q": "hot"})
+    finally:
+        await killer.dispose()
+    # The pool renewed the connection: the next unit works at once.
+    async with db.single_statement_writes() as conn:
+        assert (await conn.execute(_ITEMS, {"q": "hot"})).all() == []
