@@ -148,6 +148,8 @@ queue = sa.Table(
     sa.Column("due_at", sa.BigInteger, nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Index("ix_queue_queue_name_due_at", "queue_name", "due_at"),
+    # A finished task's item is removed by id alone (0007).
+    sa.Index("ix_queue_item_id", "item_id"),
 )
 
 task_logs = sa.Table(
