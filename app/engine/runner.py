@@ -57,7 +57,10 @@ class _Lane:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def free(self) -> int:
-        return self.limit - (len(self.inflight) - len(self.finishing)) - self.reserved
+        working = len(self.inflight) - len(self.finishing)
+        # Items still writing their results count too, up to a second `limit` of them: a
+        # database that stalls must not let finished calls pile up without bound.
+        return min(self.limit - working, 2 * self.limit - len(self.inflight)) - self.reserved
 
     def done_working(self) -> None:
         task = asyncio.current_task()
