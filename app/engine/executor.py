@@ -35,7 +35,7 @@ from app.engine.model import (
     WorkflowRecord,
     new_id,
 )
-from app.engine.notify import CHANNEL, Notifier
+from app.engine.notify import CHANNEL, WATCH_PREFIX, Notifier, workflow_key
 from app.engine.system import SYSTEM_QUEUE_PREFIX, SystemTasks, apply_outcome
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef
@@ -55,6 +55,8 @@ MAX_DECIDE_ROUNDS = 200
 RECENT_UNITS = 4096
 # How long a domain counts as having live workers after their last poll (Conductor: 10 s).
 ACTIVE_WORKER_MS = 10_000
+# A wait's registration (watching) outlives its end by this much if its process dies first.
+WAITER_GRACE_MS = 30_000
 
 
 @dataclass
@@ -213,9 +215,17 @@ class Executor:
         if isinstance(conn, ReadsOnly) and unit.logs:
             raise WriteNeedsTransaction  # the logs would be a second statement
         self._hand_off_locally(unit)
-        notify = None
+        notify = watch = None
         if unit.notify and self.db.dialect == "postgresql":
-            notify = (CHANNEL, ",".join(sorted(unit.notify)))
+            # Queue wake-ups always go to the other processes (their long polls); a
+            # workflow's own only when one of them waits on it (see watching()).
+            queues = sorted(n for n in unit.notify if not n.startswith(WATCH_PREFIX))
+            watched = sorted(n for n in unit.notify if n.startswith(WATCH_PREFIX))
+            if queues:
+                notify = (CHANNEL, ",".join(queues))
+            if watched:
+                ids = [n.removeprefix(WATCH_PREFIX) for n in watched]
+                watch = store.Watch(CHANNEL, ",".join(watched), ids, self.clock.now_ms())
         written = await store.save_unit(
             conn,
             self.db.ops,
@@ -226,6 +236,7 @@ class Executor:
             removed=unit.queue_remove,
             pushed=unit.queue_push,
             notify=notify,
+            watch=watch,
             final_of=unit,
             guard=guard,
         )
@@ -403,7 +414,7 @@ class Executor:
             raise
         unit.wf.updateTime = now
         # Wakes anyone waiting on this workflow (the synchronous execute endpoint).
-        unit.notify.add(f"wf:{wf_id}")
+        unit.notify.add(workflow_key(wf_id))
         if not await self._save(conn, unit, guard=version):
             raise _Changed
         return result, unit
@@ -981,6 +992,35 @@ class Executor:
             return None
 
         await self.change(workflow_id, nothing)
+
+    @asynccontextmanager
+    async def watching(self, workflow_id: str, seconds: float) -> AsyncIterator[str]:
+        """For a caller that waits up to `seconds` on a workflow's changes: yields the
+        notifier name to wait on. On Postgres the wait is registered (waiters) while it
+        lasts, so that changes made by other processes send the workflow's wake-up to
+        them; changes nobody waits on send none (NOTIFY serialises commits)."""
+        key = workflow_key(workflow_id)
+        if self.db.dialect != "postgresql":
+            yield key
+            return
+        waiter_id = new_id()
+        now = self.clock.now_ms()
+        until = now + int(seconds * 1000) + WAITER_GRACE_MS
+
+        async def add(conn: AsyncConnection) -> None:
+            await store.add_waiter(conn, workflow_id, waiter_id, until, now)
+
+        async def remove(conn: AsyncConnection) -> None:
+            await store.remove_waiter(conn, workflow_id, waiter_id)
+
+        await self.db.run_write(add)
+        try:
+            yield key
+        finally:
+            try:
+                await self.db.run_write(remove)
+            except Exception:  # the row is ignored once its time has passed
+                log.warning("could not remove the wait on workflow %s", workflow_id)
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -18,6 +18,12 @@ from typing import Any
 log = logging.getLogger("baton.notify")
 
 CHANNEL = "baton_queue"
+# A workflow's own name: woken by every change to it (synchronous execute, signal/sync wait).
+WATCH_PREFIX = "wf:"
+
+
+def workflow_key(workflow_id: str) -> str:
+    return WATCH_PREFIX + workflow_id
 
 
 # Notification counts kept per name; past this many names the map starts over (a waiter then

@@ -25,6 +25,7 @@ from app.engine.model import (
     TaskRecord,
     new_id,
 )
+from app.engine.notify import workflow_key
 from app.engine.system import SystemTasks
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef, WorkflowTask
@@ -166,7 +167,7 @@ class Operations:
             for unit in units[1:]:  # the outermost one is decided and saved by change()
                 await self.ex._decide(conn, unit, now)
                 unit.wf.updateTime = now
-                unit.notify.add(f"wf:{unit.wf.workflowId}")
+                unit.notify.add(workflow_key(unit.wf.workflowId))
                 await self.ex._save(conn, unit)
                 root.notify |= unit.notify
 

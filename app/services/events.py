@@ -513,18 +513,19 @@ class EventService:
             raise BadRequest(
                 f"returnStrategy must be one of {', '.join(RETURN_STRATEGIES)}, not {strategy}"
             )
-        await self.signal(workflow_id, status, output)
-        deadline = time.monotonic() + max(timeout_ms, 0) / 1000
-        while True:
-            seen = self.ex.notifier.generation(f"wf:{workflow_id}")
-            target = await self.ex.get_workflow(workflow_id, include_tasks=True)
-            blocking = await self._first_in(target, WAITING_TYPES, 0)
-            remaining = deadline - time.monotonic()
-            if target["status"] in WF_TERMINAL or blocking is not None or remaining <= 0:
-                break
-            await self.ex.notifier.wait(
-                f"wf:{workflow_id}", min(remaining, SIGNAL_RECHECK_S), since=seen
-            )
+        seconds = max(timeout_ms, 0) / 1000
+        # Registered before the signal: what it sets off in other processes wakes us too.
+        async with self.ex.watching(workflow_id, seconds) as key:
+            await self.signal(workflow_id, status, output)
+            deadline = time.monotonic() + seconds
+            while True:
+                seen = self.ex.notifier.generation(key)
+                target = await self.ex.get_workflow(workflow_id, include_tasks=True)
+                blocking = await self._first_in(target, WAITING_TYPES, 0)
+                remaining = deadline - time.monotonic()
+                if target["status"] in WF_TERMINAL or blocking is not None or remaining <= 0:
+                    break
+                await self.ex.notifier.wait(key, min(remaining, SIGNAL_RECHECK_S), since=seen)
         masker = self.ex.masker
         if blocking is not None:
             blocking = (masker.workflow_view(blocking[0]), masker.view(blocking[1]))

@@ -157,19 +157,20 @@ class ExecutionService:
         request.version = version or None
         request.createdBy = user
         workflow_id = await self._start(request)
-        deadline = time.monotonic() + max(0, min(wait_seconds, 300))
-        key = f"wf:{workflow_id}"
-        while True:
-            seen = self.ex.notifier.generation(key)
-            wf = await self.ex.get_workflow(workflow_id, include_tasks=bool(wait_until))
-            reached = any(
-                t["referenceTaskName"] in wait_until and t["status"] != T_SCHEDULED
-                for t in wf.get("tasks", [])
-            )
-            remaining = deadline - time.monotonic()
-            if wf["status"] != "RUNNING" or reached or remaining <= 0:
-                break
-            await self.ex.notifier.wait(key, min(remaining, POLL_RECHECK_S), since=seen)
+        seconds = max(0, min(wait_seconds, 300))
+        deadline = time.monotonic() + seconds
+        async with self.ex.watching(workflow_id, seconds) as key:
+            while True:
+                seen = self.ex.notifier.generation(key)
+                wf = await self.ex.get_workflow(workflow_id, include_tasks=bool(wait_until))
+                reached = any(
+                    t["referenceTaskName"] in wait_until and t["status"] != T_SCHEDULED
+                    for t in wf.get("tasks", [])
+                )
+                remaining = deadline - time.monotonic()
+                if wf["status"] != "RUNNING" or reached or remaining <= 0:
+                    break
+                await self.ex.notifier.wait(key, min(remaining, POLL_RECHECK_S), since=seen)
         wf = self.ex.masker.workflow_view(wf)
         return {
             "responseType": "TARGET_WORKFLOW",

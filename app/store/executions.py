@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from app.engine.model import TaskRecord, WorkflowRecord
 from app.secrets.sealing import dump_doc, load_doc
 from app.store.db import ReadsOnly, hot
 from app.store.dialects import DialectOps
-from app.store.tables import poll_data, queue, task_logs, tasks, workflows
+from app.store.tables import poll_data, queue, task_logs, tasks, waiters, workflows
 
 Json = dict[str, Any]
 
@@ -148,7 +149,9 @@ def _pg_array(prefix: str, column: str) -> str:
     return f"CAST(:{prefix}_{column} AS {_PG_TYPES.get(column, 'text')}[])"
 
 
-def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str:
+def _pg_save_sql(
+    new_workflow: bool, notify: bool, guarded: bool = False, watch: bool = False
+) -> str:
     # guarded: every write happens only if the workflow row is still the version read
     # (xmin), through the RETURNING row of `w` the others test; the statement returns a
     # row only then, with the row's new version.
@@ -171,6 +174,12 @@ def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str
     inserted = ", ".join(_pg_array("i", c) for c in task_cols)
     pushed = ", ".join(_pg_array("q", c) for c in ("queue_name", "item_id", "due_at", "priority"))
     notified = "pg_notify(:_channel, :_payload), " if notify else ""
+    if watch:  # the workflow's own wake-up, only when another process waits on it (waiters)
+        notified += (
+            "CASE WHEN EXISTS (SELECT 1 FROM waiters WHERE workflow_id = ANY(CAST(:_watched AS"
+            " text[])) AND until_ms > CAST(:_now AS bigint)) THEN pg_notify(:_channel,"
+            " :_watch_payload) END, "
+        )
     final = f"SELECT {notified}w.v FROM w"
     return (
         f"WITH w AS ({workflow}),"
@@ -190,12 +199,24 @@ def _pg_save_sql(new_workflow: bool, notify: bool, guarded: bool = False) -> str
 
 
 _PG_SAVE = {
-    (new, notify, guarded): hot(sa.text(_pg_save_sql(new, notify, guarded)))
+    (new, notify, guarded, watch): hot(sa.text(_pg_save_sql(new, notify, guarded, watch)))
     for new in (False, True)
     for notify in (False, True)
     for guarded in (False, True)
+    for watch in (False, True)
     if not (new and guarded)
 }
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A change's wake-up for the workflows it changed (Postgres): sent on `channel` with
+    `payload` only if a process waits on one of `workflow_ids` at `now_ms` (waiters)."""
+
+    channel: str
+    payload: str
+    workflow_ids: list[str]
+    now_ms: int
 
 
 async def load_unit(
@@ -240,12 +261,14 @@ async def save_unit(
     removed: Sequence[str],
     pushed: Sequence[tuple[str, str, int, int]],
     notify: tuple[str, str] | None,
+    watch: Watch | None = None,
     final_of: object = None,
     guard: str | None = None,
 ) -> str | None:
     """Write what a step changed: the workflow row (inserted when `new_definition` is given),
     new and changed tasks, queue items removed then pushed (a push of a removed item wins),
-    and a Postgres notification (channel, payload).
+    and Postgres notifications: `notify` (channel, payload) always, `watch` only to a
+    waiting process.
 
     On a ReadsOnly connection (Postgres) this is the unit's final statement, written for
     `final_of`; with `guard` (the xmin peek_unit read) nothing is written unless the
@@ -280,9 +303,13 @@ async def save_unit(
     params["r_ids"] = list(dict.fromkeys(removed))
     if notify is not None:
         params["_channel"], params["_payload"] = notify
+    if watch is not None:
+        params["_channel"], params["_watch_payload"] = watch.channel, watch.payload
+        params["_watched"], params["_now"] = watch.workflow_ids, watch.now_ms
     if guard is not None:
         params["_xmin"] = guard
-    statement = _PG_SAVE[(new_definition is not None, notify is not None, guard is not None)]
+    variant = (new_definition is not None, notify is not None, guard is not None)
+    statement = _PG_SAVE[(*variant, watch is not None)]
     if isinstance(conn, ReadsOnly):
         result = await conn.final(final_of, statement, params)
     else:
@@ -720,3 +747,24 @@ async def get_logs(conn: AsyncConnection, task_id: str) -> list[Json]:
         .order_by(task_logs.c.id)
     )
     return [{"log": r.log, "taskId": task_id, "createdTime": r.created_time} for r in rows]
+
+
+# -- processes waiting on a workflow (Postgres; see tables.waiters) -----------------------
+
+
+async def add_waiter(
+    conn: AsyncConnection, workflow_id: str, waiter_id: str, until_ms: int, now_ms: int
+) -> None:
+    """Register a wait; rows whose time has passed (a crashed process's) go on the way."""
+    await conn.execute(sa.delete(waiters).where(waiters.c.until_ms < now_ms))
+    await conn.execute(
+        sa.insert(waiters).values(workflow_id=workflow_id, waiter_id=waiter_id, until_ms=until_ms)
+    )
+
+
+async def remove_waiter(conn: AsyncConnection, workflow_id: str, waiter_id: str) -> None:
+    await conn.execute(
+        sa.delete(waiters).where(
+            waiters.c.workflow_id == workflow_id, waiters.c.waiter_id == waiter_id
+        )
+    )

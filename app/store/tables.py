@@ -152,6 +152,20 @@ queue = sa.Table(
     sa.Index("ix_queue_item_id", "item_id"),
 )
 
+# Processes waiting on a workflow's changes (synchronous execute, signal/sync) until
+# `until_ms`. A change sends its cross-process wake-up for the workflow (pg_notify) only when
+# a row is here: NOTIFY serialises committing transactions on a global lock, and nearly no
+# change has anyone waiting on it in another process (0008). Postgres only; rows a crashed
+# process left are ignored once their time has passed and removed by the next registration.
+waiters = sa.Table(
+    "waiters",
+    metadata,
+    sa.Column("workflow_id", sa.String(36), primary_key=True),
+    sa.Column("waiter_id", sa.String(36), primary_key=True),
+    sa.Column("until_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_waiters_until_ms", "until_ms"),
+)
+
 task_logs = sa.Table(
     "task_logs",
     metadata,
