@@ -349,7 +349,7 @@ class ReadsOnly:
 
     async def _run(self, statement: Any, params: Any) -> Any:
         raw = _raw_for(statement, self._conn.dialect)
-        if raw is None:
+        if raw is None or isinstance(params, list):  # executemany: SQLAlchemy's path
             return await self._conn.execute(statement, params)
         # Hot: straight to asyncpg. Safe here and only here: the connection is in
         # autocommit, so there is no transaction SQLAlchemy would have begun around it.
