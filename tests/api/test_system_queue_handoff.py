@@ -79,6 +79,19 @@ async def live_runner(api_app: FastAPI) -> Any:
         await runner.stop()
 
 
+@pytest.fixture
+async def one_slot(api_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app's runner, running, with one slot for HTTP tasks; the claims its loops make."""
+    monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)
+    claims = _ClaimLog(api_app.state.services.executor)
+    runner: Runner = api_app.state.services.runner
+    runner.start()
+    try:
+        yield claims
+    finally:
+        await runner.stop()
+
+
 async def test_a_task_queued_by_this_process_runs_without_a_claim_leased_to_it(
     client: httpx.AsyncClient,
     api_app: FastAPI,
@@ -111,66 +124,44 @@ async def test_a_task_queued_by_this_process_runs_without_a_claim_leased_to_it(
 
 
 async def test_a_full_lane_leaves_the_item_queued_for_a_claim(
-    client: httpx.AsyncClient,
-    api_app: FastAPI,
-    gate: tuple[Held, str],
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, gate: tuple[Held, str], one_slot: _ClaimLog
 ) -> None:
-    monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)
     state, uri = gate
-    ex: Executor = api_app.state.services.executor
-    claims = _ClaimLog(ex)
-    runner: Runner = api_app.state.services.runner
-    runner.start()
-    try:
-        first = await run(client, http_call(uri))
+    first = await run(client, http_call(uri))
 
-        async def one_arrived() -> bool:
-            return state.arrived == 1
+    async def one_arrived() -> bool:
+        return state.arrived == 1
 
-        await _until(one_arrived)
-        second = await run(client, http_call(uri))
-        state.opened.set()
+    await _until(one_arrived)
+    second = await run(client, http_call(uri))
+    state.opened.set()
 
-        async def both_completed() -> bool:
-            statuses = [(await wf(client, w))["status"] for w in (first, second)]
-            return statuses == ["COMPLETED", "COMPLETED"]
+    async def both_completed() -> bool:
+        statuses = [(await wf(client, w))["status"] for w in (first, second)]
+        return statuses == ["COMPLETED", "COMPLETED"]
 
-        await _until(both_completed)
-    finally:
-        await runner.stop()
-    assert (await _call_task(client, first))["taskId"] not in claims.items
-    assert (await _call_task(client, second))["taskId"] in claims.items
+    await _until(both_completed)
+    assert (await _call_task(client, first))["taskId"] not in one_slot.items
+    assert (await _call_task(client, second))["taskId"] in one_slot.items
 
 
 async def test_a_task_whose_call_is_done_gives_its_slot_to_the_next_one_it_hands_off(
-    client: httpx.AsyncClient,
-    api_app: FastAPI,
-    gate: tuple[Held, str],
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, gate: tuple[Held, str], one_slot: _ClaimLog
 ) -> None:
     # One slot: the second call is handed off while the first task is still writing its
     # result, so it runs without a claim only if the first gave the slot back before that.
-    monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)
     state, uri = gate
     state.opened.set()
-    ex: Executor = api_app.state.services.executor
-    claims = _ClaimLog(ex)
-    runner: Runner = api_app.state.services.runner
-    runner.start()
-    try:
-        two_calls = [*http_call(uri), {**http_call(uri)[0], "taskReferenceName": "call2"}]
-        workflow_id = await run(client, two_calls)
+    two_calls = [*http_call(uri), {**http_call(uri)[0], "taskReferenceName": "call2"}]
+    workflow_id = await run(client, two_calls)
 
-        async def completed() -> bool:
-            return bool((await wf(client, workflow_id))["status"] == "COMPLETED")
+    async def completed() -> bool:
+        return bool((await wf(client, workflow_id))["status"] == "COMPLETED")
 
-        await _until(completed)
-    finally:
-        await runner.stop()
+    await _until(completed)
     task_ids = [t["taskId"] for t in (await wf(client, workflow_id))["tasks"]]
     assert len(task_ids) == 2 and state.arrived == 2
-    assert not set(task_ids) & set(claims.items)
+    assert not set(task_ids) & set(one_slot.items)
 
 
 async def test_reserving_stops_at_the_lane_limit_and_a_release_gives_the_slot_back(

@@ -11,21 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 
 from app.engine.executor import Executor, Unit
 from app.store import executions as store
 from app.store.db import WriteNeedsTransaction
 from tests.api.flows import run, simple, wf
-
-
-@pytest.fixture
-def ex(backend: str, api_app: FastAPI) -> Executor:
-    """The app's executor, on Postgres only (SQLite has one writer: no single-statement path)."""
-    if backend != "postgres":
-        pytest.skip("single-statement changes are the Postgres path; SQLite has one writer")
-    executor: Executor = api_app.state.services.executor
-    return executor
 
 
 async def started(client: httpx.AsyncClient) -> str:

@@ -12,21 +12,12 @@ import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.engine.executor import Executor, Unit
 from app.engine.notify import CHANNEL
 from app.store.tables import waiters
 from tests.api.flows import run, simple, work
-
-
-@pytest.fixture
-def ex(backend: str, api_app: FastAPI) -> Executor:
-    if backend != "postgres":
-        pytest.skip("cross-process wake-ups are the Postgres path")
-    executor: Executor = api_app.state.services.executor
-    return executor
 
 
 class _Heard:
