@@ -6,8 +6,9 @@ that does not commit gives its reserved slots back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -69,8 +70,8 @@ async def _call_task(client: httpx.AsyncClient, workflow_id: str) -> dict[str, A
     return task
 
 
-@pytest.fixture
-async def live_runner(api_app: FastAPI) -> Any:
+@contextlib.asynccontextmanager
+async def _running(api_app: FastAPI) -> AsyncIterator[Runner]:
     runner: Runner = api_app.state.services.runner
     runner.start()
     try:
@@ -80,16 +81,18 @@ async def live_runner(api_app: FastAPI) -> Any:
 
 
 @pytest.fixture
-async def one_slot(api_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Any:
+async def live_runner(api_app: FastAPI) -> AsyncIterator[Runner]:
+    async with _running(api_app) as runner:
+        yield runner
+
+
+@pytest.fixture
+async def one_slot(api_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[_ClaimLog]:
     """The app's runner, running, with one slot for HTTP tasks; the claims its loops make."""
     monkeypatch.setitem(runner_module.CONCURRENCY, QUEUE, 1)
     claims = _ClaimLog(api_app.state.services.executor)
-    runner: Runner = api_app.state.services.runner
-    runner.start()
-    try:
+    async with _running(api_app):
         yield claims
-    finally:
-        await runner.stop()
 
 
 async def test_a_task_queued_by_this_process_runs_without_a_claim_leased_to_it(
