@@ -35,7 +35,7 @@ from app.engine.model import (
     WorkflowRecord,
     new_id,
 )
-from app.engine.notify import CHANNEL, WATCH_PREFIX, Notifier, workflow_key
+from app.engine.notify import CHANNEL, Notifier, workflow_key
 from app.engine.system import SYSTEM_QUEUE_PREFIX, SystemTasks, apply_outcome
 from app.errors import BadRequest, Conflict, NotFound
 from app.schemas.metadata import WorkflowDef
@@ -217,15 +217,15 @@ class Executor:
         self._hand_off_locally(unit)
         notify = watch = None
         if unit.notify and self.db.dialect == "postgresql":
-            # Queue wake-ups always go to the other processes (their long polls); a
-            # workflow's own only when one of them waits on it (see watching()).
-            queues = sorted(n for n in unit.notify if not n.startswith(WATCH_PREFIX))
-            watched = sorted(n for n in unit.notify if n.startswith(WATCH_PREFIX))
+            # Queue wake-ups always go to the other processes (their long polls); this
+            # workflow's own only when one of them waits on it (see watching()). Matched
+            # exactly: a queue of a domain named "wf" looks like a workflow's name too.
+            own = workflow_key(unit.wf.workflowId)
+            queues = sorted(unit.notify - {own})
             if queues:
                 notify = (CHANNEL, ",".join(queues))
-            if watched:
-                ids = [n.removeprefix(WATCH_PREFIX) for n in watched]
-                watch = store.Watch(CHANNEL, ",".join(watched), ids, self.clock.now_ms())
+            if own in unit.notify:
+                watch = store.Watch(CHANNEL, own, [unit.wf.workflowId], self.clock.now_ms())
         written = await store.save_unit(
             conn,
             self.db.ops,

@@ -18,12 +18,12 @@ from typing import Any
 log = logging.getLogger("baton.notify")
 
 CHANNEL = "baton_queue"
-# A workflow's own name: woken by every change to it (synchronous execute, signal/sync wait).
-WATCH_PREFIX = "wf:"
 
 
 def workflow_key(workflow_id: str) -> str:
-    return WATCH_PREFIX + workflow_id
+    """A workflow's own name: woken by every change to it (synchronous execute and
+    signal/sync waits)."""
+    return f"wf:{workflow_id}"
 
 
 # Notification counts kept per name; past this many names the map starts over (a waiter then

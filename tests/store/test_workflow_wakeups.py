@@ -136,3 +136,13 @@ async def test_a_synchronous_execute_is_registered_while_it_waits(
     assert response.json()["status"] == "COMPLETED"
     assert waiting == [response.json()["workflowId"]]
     assert await registered() == []
+
+
+async def test_a_queue_whose_name_looks_like_a_workflows_is_woken_without_a_waiter(
+    ex: Executor, client: httpx.AsyncClient, heard: _Heard
+) -> None:
+    definition = {"name": "wake_domain", "version": 1, "tasks": [simple("a")]}
+    assert (await client.post("/api/metadata/workflow", json=definition)).status_code == 200
+    body = {"name": "wake_domain", "taskToDomain": {"w_a": "wf"}}
+    assert (await client.post("/api/workflow", json=body)).status_code == 200
+    await heard.until("wf:w_a")  # the worker queue of domain "wf"
