@@ -42,6 +42,15 @@ class _Reads:
         monkeypatch.setattr(store, "peek_unit", counted)
 
 
+async def _elsewhere(ex: Executor, workflow_id: str, sets: str) -> None:
+    """Change the workflow row behind this process's back, as another process would
+    (`sets`: the SET list of an UPDATE of it)."""
+    async with ex.db.write() as conn:
+        await conn.execute(
+            sa.text(f"UPDATE workflows SET {sets} WHERE workflow_id = :id"), {"id": workflow_id}
+        )
+
+
 def setter(name: str) -> Any:
     async def apply(_conn: Any, unit: Unit, _now: int) -> None:
         unit.wf.variables[name] = True
@@ -162,15 +171,9 @@ async def test_a_remembered_state_that_went_stale_is_read_again(
 ) -> None:
     workflow_id = await waiting(client)
     await ex.change(workflow_id, setter("before"))
-    async with ex.db.write() as conn:  # another process changes the row meanwhile
-        await conn.execute(
-            sa.text(
-                "UPDATE workflows SET doc ="
-                " jsonb_set(doc::jsonb, '{variables,other}', 'true')::text"
-                " WHERE workflow_id = :id"
-            ),
-            {"id": workflow_id},
-        )
+    # another process changes the row meanwhile
+    other = "doc = jsonb_set(doc::jsonb, '{variables,other}', 'true')::text"
+    await _elsewhere(ex, workflow_id, other)
     reads = _Reads(monkeypatch)
     await ex.change(workflow_id, setter("after"))
     assert reads.count == 1
@@ -195,15 +198,9 @@ async def test_an_error_found_in_a_kept_state_is_checked_on_a_fresh_read(
 ) -> None:
     workflow_id = await waiting(client)
     await ex.change(workflow_id, setter("kept"))  # this process keeps the state it wrote
-    async with ex.db.write() as conn:  # another process pauses the workflow meanwhile
-        await conn.execute(
-            sa.text(
-                "UPDATE workflows SET status = 'PAUSED',"
-                " doc = jsonb_set(doc::jsonb, '{status}', '\"PAUSED\"')::text"
-                " WHERE workflow_id = :id"
-            ),
-            {"id": workflow_id},
-        )
+    # another process pauses the workflow meanwhile
+    paused = "status = 'PAUSED', doc = jsonb_set(doc::jsonb, '{status}', '\"PAUSED\"')::text"
+    await _elsewhere(ex, workflow_id, paused)
     seen: list[str] = []
 
     async def resume_if_paused(_conn: Any, unit: Unit, _now: int) -> None:
